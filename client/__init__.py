@@ -1,0 +1,23 @@
+"""The polyfit client: ``PolyfitClient`` and the ``polyfit-client`` CLI. Needs no torch."""
+
+from client.api import PolyfitClient
+from client.errors import (
+    InvalidRequest,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    PolyfitError,
+    RedisUnavailable,
+    WaitTimeout,
+)
+
+__all__ = [
+    "InvalidRequest",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotFound",
+    "PolyfitClient",
+    "PolyfitError",
+    "RedisUnavailable",
+    "WaitTimeout",
+]

@@ -1,0 +1,127 @@
+"""PolyfitClient: submit fit requests, follow them, and fetch their results by job id."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from client.errors import JobCancelled, JobFailed, JobNotFound, RedisUnavailable, WaitTimeout
+from models import FitRequest, FitResult, JobRecord, JobState, JobStore, Settings, celery_config
+from models import JobNotFound as StoreJobNotFound
+from models.store import events_channel
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+class PolyfitClient:
+    """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it."""
+
+    def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.redis_url = redis_url or self.settings.redis_url
+        self.store = JobStore.from_url(self.redis_url, self.settings)
+        self.celery = Celery("polyfit-client", set_as_current=False)
+        self.celery.conf.update(celery_config(self.settings), broker_url=self.redis_url,
+                                broker_connection_retry_on_startup=False,
+                                broker_connection_max_retries=1)
+
+    @contextmanager
+    def _reaching_redis(self) -> Iterator[None]:
+        """Turn Redis connection errors into one clear RedisUnavailable."""
+        url = redacted(self.redis_url)
+        try:
+            yield
+        except redis.AuthenticationError as error:
+            raise RedisUnavailable(f"Redis at {url} refused the credentials ({error}) — check "
+                                   "the password in POLYFIT_REDIS_URL") from error
+        except (redis.ConnectionError, redis.TimeoutError, OperationalError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise RedisUnavailable(
+                f"Redis at {url} is unreachable ({reason}) — start it with "
+                "`docker compose up -d` or `polyfit-local up`, or set POLYFIT_REDIS_URL"
+            ) from error
+
+    def submit(self, request: FitRequest, sweep_id: str | None = None) -> str:
+        """Queue a validated request; returns the job id."""
+        with self._reaching_redis():
+            job_id = self.store.create(request, sweep_id=sweep_id)
+            try:
+                self.celery.send_task("polyfit.fit", args=[job_id, request.model_dump(mode="json")],
+                                      queue=request.queue, task_id=job_id)
+            except Exception:
+                self.store.delete(job_id)
+                raise
+        return job_id
+
+    def status(self, job_id: str) -> JobRecord:
+        """The job's record as it is now."""
+        try:
+            with self._reaching_redis():
+                return self.store.get(job_id)
+        except StoreJobNotFound:
+            raise JobNotFound(f"job {job_id} not found") from None
+
+    def wait(self, job_id: str, timeout: float | None = None,
+             on_update: Callable[[JobRecord], None] | None = None) -> JobRecord:
+        """Block until the job finishes; returns its record, raises if it did not succeed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._reaching_redis():
+            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(events_channel(job_id))
+        try:
+            while True:
+                record = self.status(job_id)
+                if on_update:
+                    on_update(record)
+                if record.state.finished:
+                    return self._finished(record)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"job {job_id} still {record.state} after {timeout:g} s; "
+                                      f"wait again with `polyfit-client wait {job_id}`")
+                with self._reaching_redis():  # an event, or a re-read every second
+                    pubsub.get_message(timeout=min(1.0, left) if left is not None else 1.0)
+        finally:
+            pubsub.close()
+
+    def _finished(self, record: JobRecord) -> JobRecord:
+        if record.state == JobState.SUCCEEDED:
+            return record
+        if not record.state.finished:
+            raise JobFailed(f"job {record.job_id} has not finished ({record.state.value}); "
+                            f"wait for it with `polyfit-client wait {record.job_id}`")
+        message = record.error.message if record.error else record.state.value
+        if record.state == JobState.CANCELLED:
+            raise JobCancelled(f"job {record.job_id} was cancelled: {message}")
+        kind = record.error.type if record.error else "Error"
+        raise JobFailed(f"job {record.job_id} failed: {kind}: {message}")
+
+    def result(self, job_id: str) -> FitResult:
+        """The result of a finished job; raises if it failed or has not finished."""
+        record = self._finished(self.status(job_id))
+        return record.result
+
+    def list(self, state: str | None = None, approach: str | None = None,
+             limit: int = 20) -> list[JobRecord]:
+        """Jobs newest first, optionally only those in ``state`` or of ``approach``."""
+        with self._reaching_redis():
+            return self.store.list(limit, {state} if state else None, approach)
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job: 'cancelled' if it was queued, 'requested' if running, else its state."""
+        try:
+            with self._reaching_redis():
+                return self.store.cancel(job_id)
+        except StoreJobNotFound:
+            raise JobNotFound(f"job {job_id} not found") from None

@@ -1,0 +1,213 @@
+"""``polyfit-client``: submit fits, follow them, fetch results. Exit codes:
+
+0 done, 1 job failed or cancelled, 2 invalid request or usage, 3 job not found,
+4 Redis unreachable, 5 wait timed out. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from client.api import PolyfitClient
+from client.data import read_points
+from client.errors import InvalidRequest, PolyfitError
+from client.render import ProgressView, show_list, show_result, show_status
+from models import APPROACHES, FitRequest, JobRecord, JobState
+from models.request import describe
+
+OUT = Console(highlight=False, soft_wrap=True)
+
+
+def print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2))
+
+
+def build_request(request_file: str | None, options: dict[str, Any]) -> FitRequest:
+    """The request from ``--request FILE`` (if any), overridden by the options given."""
+    fields: dict[str, Any] = {}
+    if request_file:
+        try:
+            fields = json.loads(Path(request_file).read_text())
+        except OSError as error:
+            raise InvalidRequest(f"request: cannot read {request_file}: {error.strerror}") from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidRequest(f"request: {request_file} is not valid JSON ({error})") from None
+        if not isinstance(fields, dict):
+            raise InvalidRequest(f"request: {request_file} must hold a JSON object")
+    fields.update({name: value for name, value in options.items() if value is not None})
+    if "approach" not in fields:
+        raise InvalidRequest("approach: missing; give --approach NAME or --request FILE")
+    try:
+        return FitRequest.model_validate(fields)
+    except ValidationError as error:
+        raise InvalidRequest(describe(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--redis-url", envvar="POLYFIT_REDIS_URL", default="redis://localhost:6379/0",
+              show_default=True, help="Redis holding the queue and job records "
+              "(env POLYFIT_REDIS_URL).")
+@click.pass_context
+def cli(ctx: click.Context, redis_url: str) -> None:
+    """Submit curve fits to polyfit workers and fetch their results."""
+    try:
+        ctx.obj = PolyfitClient(redis_url)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--redis-url") from None
+
+
+def finish(client: PolyfitClient, job_id: str, as_json: bool, quiet: bool,
+           timeout: float | None) -> None:
+    """Wait for a job with a progress view, then print its result."""
+    try:
+        with ProgressView(quiet) as view:
+            record = client.wait(job_id, timeout, on_update=view.update)
+    except PolyfitError:
+        if as_json:
+            print_json(client.status(job_id).to_document())
+        raise
+    if as_json:
+        print_json(record.to_document())
+    elif quiet:
+        click.echo(record.result.formula)
+    else:
+        show_result(record, OUT)
+
+
+@cli.command()
+@click.option("--approach", type=click.Choice(APPROACHES), help="How to fit.")
+@click.option("--steps", type=int, help="Gradient steps.")
+@click.option("--learning-rate", type=float)
+@click.option("--seed", type=int, help="Makes the random start reproducible.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
+@click.option("--degree", type=int)
+@click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"]))
+@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]))
+@click.option("--dtype", type=click.Choice(["float32", "float64"]))
+@click.option("--data", "data_file", type=click.Path(dir_okay=False),
+              help="CSV of x,y points to fit instead of a target.")
+@click.option("--n-points", type=int)
+@click.option("--x-min", type=float)
+@click.option("--x-max", type=float)
+@click.option("--record-every", type=int)
+@click.option("--request", "request_file", type=click.Path(dir_okay=False),
+              help="A JSON FitRequest; options given override its fields.")
+@click.option("--wait", "wait_", is_flag=True, help="Wait and print the result.")
+@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress; only the id or result.")
+@click.pass_obj
+def submit(client: PolyfitClient, data_file: str | None, request_file: str | None, wait_: bool,
+           timeout: float | None, as_json: bool, quiet: bool, **options: Any) -> None:
+    """Queue a fit; prints the job id (or, with --wait, the result)."""
+    if data_file:
+        options["data"] = read_points(data_file, client.settings)
+    request = build_request(request_file, options)
+    job_id = client.submit(request)
+    if wait_:
+        if not as_json:
+            click.echo(job_id, err=True)
+        finish(client, job_id, as_json, quiet, timeout)
+    elif as_json:
+        print_json(client.status(job_id).to_document())
+    else:
+        click.echo(job_id)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(client: PolyfitClient, job_id: str, as_json: bool) -> None:
+    """Show a job's state and progress."""
+    record = client.status(job_id)
+    print_json(record.to_document()) if as_json else show_status(record, OUT)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--timeout", type=float, help="Give up after S seconds (exit 5).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+@click.pass_obj
+def wait(client: PolyfitClient, job_id: str, timeout: float | None, as_json: bool,
+         quiet: bool) -> None:
+    """Wait for a job to finish, showing progress, then print its result."""
+    finish(client, job_id, as_json, quiet, timeout)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False),
+              help="Also write the loss history (step,loss) to this CSV file.")
+@click.pass_obj
+def result(client: PolyfitClient, job_id: str, as_json: bool, csv_file: str | None) -> None:
+    """Print a finished job's result (exit 1 if it failed)."""
+    record = client.status(job_id)
+    if csv_file:
+        write_history(record, csv_file)
+    if as_json:
+        print_json(record.to_document())
+    else:
+        show_result(record, OUT)
+    if record.state != JobState.SUCCEEDED:
+        client.result(job_id)  # raises the job's failure, or "not finished"
+
+
+def write_history(record: JobRecord, path: str) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "loss"])
+        writer.writerows(record.to_document()["loss_history"])
+
+
+@cli.command(name="list")
+@click.option("--state", type=click.Choice([s.value for s in JobState]))
+@click.option("--approach", type=click.Choice(APPROACHES))
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_(client: PolyfitClient, state: str | None, approach: str | None, limit: int,
+          as_json: bool) -> None:
+    """List jobs, newest first."""
+    records = client.list(state, approach, limit)
+    if as_json:
+        print_json([r.to_document() for r in records])
+    else:
+        show_list(records, OUT)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.pass_obj
+def cancel(client: PolyfitClient, job_id: str) -> None:
+    """Cancel a queued job, or stop a running one between steps."""
+    outcome = client.cancel(job_id)
+    messages = {"cancelled": "cancelled before it ran", "requested": "stopping (it is running)"}
+    click.echo(f"{job_id}: {messages.get(outcome, f'already {outcome}; nothing to cancel')}")
+
+
+def main() -> None:
+    """Entry point: one-line errors with the documented exit codes, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        click.echo(f"error: {error.format_message()}", err=True)
+        sys.exit(InvalidRequest.exit_code)
+    except PolyfitError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)

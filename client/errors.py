@@ -1,0 +1,31 @@
+"""The errors a user can cause or meet, each with its CLI exit code."""
+
+
+class PolyfitError(Exception):
+    """Base of the client's errors; ``exit_code`` is what ``polyfit-client`` exits with."""
+
+    exit_code = 1
+
+
+class JobFailed(PolyfitError):
+    exit_code = 1
+
+
+class JobCancelled(JobFailed):
+    exit_code = 1
+
+
+class InvalidRequest(PolyfitError):
+    exit_code = 2
+
+
+class JobNotFound(PolyfitError):
+    exit_code = 3
+
+
+class RedisUnavailable(PolyfitError):
+    exit_code = 4
+
+
+class WaitTimeout(PolyfitError):
+    exit_code = 5

@@ -1,0 +1,117 @@
+"""A job's record: its state, request, progress, result or error, and timestamps."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from models.request import FitRequest
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class FitResult(BaseModel):
+    """What a finished fit produced."""
+
+    coefficients: dict[str, float]
+    initial_coefficients: dict[str, float]
+    formula: str
+    loss_history: list[tuple[int, float]]
+    final_loss: float
+    optimum_loss: float | None
+    steps_run: int
+    device: str
+    fit_seconds: float
+
+
+class Progress(BaseModel):
+    step: int
+    steps: int
+    loss: float
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class JobRecord(BaseModel):
+    """One job as stored in Redis (``polyfit:job:<id>``)."""
+
+    job_id: str
+    state: JobState
+    queue: str
+    request: dict[str, Any]
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    device: str | None = None
+    attempts: int = 0
+    requeues: int = 0
+    progress: Progress | None = None
+    result: FitResult | None = None
+    error: JobError | None = None
+    partial_history: list[tuple[int, float]] = []
+    sweep_id: str | None = None
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str]) -> JobRecord:
+        """Build a record from the Redis hash, whose JSON fields are stored as text."""
+        data: dict[str, Any] = dict(fields)
+        for name in ("request", "progress", "result", "error", "partial_history"):
+            if name in data:
+                data[name] = json.loads(data[name])
+        return cls.model_validate(data)
+
+    @property
+    def fit_request(self) -> FitRequest:
+        return FitRequest.model_validate(self.request)
+
+    def to_document(self) -> dict[str, Any]:
+        """The flat JSON document that ``polyfit-client --json`` prints."""
+        result = self.result
+        return {
+            "job_id": self.job_id,
+            "state": self.state.value,
+            "queue": self.queue,
+            "request": self.request,
+            "coefficients": result.coefficients if result else None,
+            "initial_coefficients": result.initial_coefficients if result else None,
+            "formula": result.formula if result else None,
+            "loss_history": [list(p) for p in (result.loss_history if result else self.partial_history)],
+            "final_loss": result.final_loss if result else None,
+            "optimum_loss": result.optimum_loss if result else None,
+            "steps_run": result.steps_run if result else None,
+            "progress": self.progress.model_dump() if self.progress else None,
+            "device": self.device,
+            "worker": self.worker,
+            "attempts": self.attempts,
+            "requeues": self.requeues,
+            "submitted_at": _iso(self.submitted_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "fit_seconds": result.fit_seconds if result else None,
+            "error": self.error.model_dump() if self.error else None,
+            "sweep_id": self.sweep_id,
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

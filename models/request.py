@@ -1,0 +1,136 @@
+"""FitRequest: what a user asks polyfit to fit, validated, with per-approach defaults."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.settings import Settings
+
+Approach = Literal[
+    "numpy", "tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic", "exact"
+]
+APPROACHES: tuple[str, ...] = Approach.__args__
+Target = Literal["sin", "cos", "exp", "tanh"]
+Optimizer = Literal["sgd", "rmsprop", "adam"]
+Device = Literal["cpu", "cuda", "auto"]
+Dtype = Literal["float32", "float64"]
+
+# Approaches whose model is a polynomial in x with one coefficient per power.
+POLYNOMIAL_APPROACHES = ("numpy", "tensor", "autograd", "nn", "optim", "module", "exact")
+NUMPY_APPROACHES = ("numpy", "exact")
+DYNAMIC_DEGREE = 3
+
+STEPS = {"dynamic": 30_000}
+LEARNING_RATE = {"legendre": 5e-6, "optim": 1e-3, "dynamic": 1e-8}
+OPTIMIZER = {"optim": "rmsprop", "module": "sgd", "dynamic": "sgd"}
+RECORD_EVERY = {"dynamic": 2000}
+
+
+class Points(BaseModel):
+    """User-supplied data points, used instead of a sampled target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: list[float] = Field(min_length=2)
+    y: list[float] = Field(min_length=2)
+
+    @field_validator("x", "y")
+    @classmethod
+    def _finite(cls, values: list[float]) -> list[float]:
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("must be finite numbers (no NaN or infinity)")
+        return values
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Points:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x and y must have equal lengths ({len(self.x)} != {len(self.y)})")
+        limit = Settings().max_points
+        if len(self.x) > limit:
+            raise ValueError(f"has {len(self.x)} points, more than the limit {limit}")
+        if len(set(self.x)) < 2:
+            raise ValueError("x needs at least two distinct values")
+        return self
+
+
+class FitRequest(BaseModel):
+    """A fit job's parameters. Omitted fields get the tutorial's defaults for the approach."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    approach: Approach
+    target: Target = "sin"
+    data: Points | None = None
+    x_min: float = -math.pi
+    x_max: float = math.pi
+    n_points: int = Field(2000, ge=2)
+    degree: int = Field(3, ge=1)
+    steps: int | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0)
+    optimizer: Optimizer | None = None
+    momentum: float | None = Field(None, ge=0, lt=1)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    device: Device = "auto"
+    dtype: Dtype | None = None
+    record_every: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> FitRequest:
+        settings = Settings()
+        name = self.approach
+        if self.x_min >= self.x_max:
+            raise ValueError(f"x_min ({self.x_min}) must be less than x_max ({self.x_max})")
+        if self.n_points > settings.max_points:
+            raise ValueError(f"n_points {self.n_points} exceeds the limit {settings.max_points}")
+        if self.degree > settings.max_degree:
+            raise ValueError(f"degree {self.degree} exceeds the limit {settings.max_degree}")
+        if name == "dynamic" and self.degree != DYNAMIC_DEGREE:
+            raise ValueError("degree: dynamic keeps the tutorial's cubic (+ x^4, x^5); use 3")
+        if name == "nn" and self.optimizer not in (None, "sgd"):
+            raise ValueError("optimizer: nn updates by hand with plain SGD; use optim instead")
+        if name not in ("optim", "module", "dynamic") and self.optimizer not in (None, "sgd"):
+            raise ValueError(f"optimizer: {name} uses plain gradient descent")
+        if name in NUMPY_APPROACHES and self.device == "cuda":
+            raise ValueError(f"device: {name} runs on NumPy and cannot use cuda")
+        if self.momentum is not None and name != "dynamic":
+            raise ValueError("momentum: only dynamic uses momentum")
+        self.dtype = self.dtype or ("float64" if name in NUMPY_APPROACHES else "float32")
+        if name == "exact":
+            for field in ("steps", "learning_rate", "record_every"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field}: exact is closed-form and takes no gradient steps")
+            return self
+        self.steps = self.steps or STEPS.get(name, 2000)
+        if self.steps > settings.max_steps:
+            raise ValueError(f"steps {self.steps} exceeds the limit {settings.max_steps}")
+        self.learning_rate = self.learning_rate or LEARNING_RATE.get(name, 1e-6)
+        self.optimizer = self.optimizer or OPTIMIZER.get(name, "sgd")
+        if name == "dynamic" and self.momentum is None:
+            self.momentum = 0.9
+        self.record_every = self.record_every or RECORD_EVERY.get(name, 100)
+        return self
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue this request is routed to; ``auto`` follows POLYFIT_AUTO_QUEUE."""
+        return Settings().auto_queue if self.device == "auto" else self.device
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad field: ``steps: Input should be greater than 0``."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

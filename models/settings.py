@@ -1,0 +1,42 @@
+"""Service configuration, read from ``POLYFIT_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the same names in compose files, the CLI and the worker."""
+
+    model_config = SettingsConfigDict(env_prefix="POLYFIT_", extra="ignore")
+
+    redis_url: str = "redis://localhost:6379/0"
+    max_steps: int = Field(1_000_000, gt=0)
+    max_points: int = Field(100_000, ge=2)
+    max_degree: int = Field(10, ge=1)
+    result_ttl: int | None = Field(None, gt=0, description="seconds a finished job is kept")
+    soft_time_limit: float = Field(600.0, gt=0, description="seconds before a fit is stopped")
+    hard_time_limit: float = Field(660.0, gt=0, description="seconds before its process is killed")
+    visibility_timeout: int = Field(
+        3600, gt=0, description="seconds before Redis re-delivers an unacknowledged message"
+    )
+    lease_seconds: float = Field(15.0, gt=0, description="a running job's lease, renewed by its worker")
+    max_attempts: int = Field(3, ge=1, description="deliveries before a job whose worker dies fails")
+    auto_queue: Literal["cpu", "cuda"] = "cpu"
+    progress_interval: float = Field(0.1, ge=0, description="least seconds between progress writes")
+
+
+def celery_config(settings: Settings) -> dict:
+    """The Celery settings the client and the worker must agree on: JSON only, one broker."""
+    return {
+        "broker_url": settings.redis_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": "cpu",
+    }

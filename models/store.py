@@ -1,0 +1,292 @@
+"""JobStore: job records in Redis, with the atomic state changes the client and worker share.
+
+A running job holds a lease (``polyfit:lease:<id>``) that its worker renews. A job whose
+lease lapsed (its worker died) is put back in the queue by ``reap``; every state change
+checks the attempt's token, so a late or duplicate delivery never records a second result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from models.job import FitResult, JobError, JobRecord, JobState
+from models.request import FitRequest
+from models.settings import Settings
+
+PREFIX = "polyfit"
+JOBS = f"{PREFIX}:jobs"
+RUNNING = f"{PREFIX}:running"
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def lease_key(job_id: str) -> str:
+    return f"{PREFIX}:lease:{job_id}"
+
+
+def events_channel(job_id: str) -> str:
+    return f"{PREFIX}:events:{job_id}"
+
+
+# KEYS: job, lease, running. ARGV: job_id, token, lease_ms, now, worker, max_attempts
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'queued' and state ~= 'running' then return state end
+if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'leased' end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if attempts >= tonumber(ARGV[6]) then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[4], 'error',
+    cjson.encode({type='WorkerLost', message='the worker running this job was lost ' ..
+    attempts .. ' times; giving up'}))
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return 'failed'
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[2], 'started_at', ARGV[4],
+  'worker', ARGV[5], 'attempts', attempts + 1)
+redis.call('SADD', KEYS[3], ARGV[1])
+return 'claimed'
+"""
+
+# KEYS: job, lease. ARGV: token, lease_ms
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: job, lease, running. ARGV: job_id, token, ttl_seconds (0: keep), then field/value pairs
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: job, lease, running. ARGV: job_id
+_REAP = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' then redis.call('SREM', KEYS[3], ARGV[1]); return 'gone' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
+redis.call('HSET', KEYS[1], 'state', 'queued')
+redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('SREM', KEYS[3], ARGV[1])
+return 'requeued'
+"""
+
+# KEYS: job. ARGV: now, ttl_seconds
+_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1], 'cancel', '1',
+    'error', cjson.encode({type='Cancelled', message='cancelled before it ran'}))
+  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+  return 'cancelled'
+end
+if state == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1'); return 'requested' end
+return state
+"""
+
+
+class JobNotFound(KeyError):
+    """No job with this id exists (or it expired)."""
+
+
+class JobStore:
+    """Reads and changes job records; the one place that knows the Redis layout."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings | None = None) -> None:
+        self.redis = redis_client
+        self.settings = settings or Settings()
+        self._claim = redis_client.register_script(_CLAIM)
+        self._renew = redis_client.register_script(_RENEW)
+        self._finish = redis_client.register_script(_FINISH)
+        self._reap = redis_client.register_script(_REAP)
+        self._cancel = redis_client.register_script(_CANCEL)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> JobStore:
+        client = redis.Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
+        )
+        return cls(client, settings)
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.result_ttl or 0
+
+    # --- client side ---
+
+    def create(
+        self, request: FitRequest, job_id: str | None = None, sweep_id: str | None = None
+    ) -> str:
+        """Record a new queued job and return its id."""
+        job_id = job_id or uuid.uuid4().hex
+        now = time.time()
+        fields = {
+            "job_id": job_id,
+            "state": JobState.QUEUED.value,
+            "queue": request.queue,
+            "request": request.model_dump_json(),
+            "submitted_at": repr(now),
+            "attempts": 0,
+            "requeues": 0,
+        }
+        if sweep_id:
+            fields["sweep_id"] = sweep_id
+        pipe = self.redis.pipeline()
+        pipe.hset(job_key(job_id), mapping=fields)
+        pipe.zadd(JOBS, {job_id: now})
+        pipe.execute()
+        return job_id
+
+    def delete(self, job_id: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.delete(job_key(job_id), lease_key(job_id))
+        pipe.zrem(JOBS, job_id)
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord:
+        fields = self.redis.hgetall(job_key(job_id))
+        if not fields:
+            raise JobNotFound(job_id)
+        return JobRecord.from_hash(fields)
+
+    def list(self, limit: int = 20, states: set[str] | None = None,
+             approach: str | None = None) -> list[JobRecord]:
+        """Newest first, filtered by state and approach."""
+        found: list[JobRecord] = []
+        for batch in self._newest_ids():
+            pipe = self.redis.pipeline()
+            for job_id in batch:
+                pipe.hgetall(job_key(job_id))
+            for job_id, fields in zip(batch, pipe.execute(), strict=True):
+                if not fields:
+                    self.redis.zrem(JOBS, job_id)  # expired by POLYFIT_RESULT_TTL
+                    continue
+                record = JobRecord.from_hash(fields)
+                if states and record.state.value not in states:
+                    continue
+                if approach and record.request.get("approach") != approach:
+                    continue
+                found.append(record)
+                if len(found) >= limit:
+                    return found
+        return found
+
+    def _newest_ids(self, batch: int = 200) -> Iterator[list[str]]:
+        start = 0
+        while ids := self.redis.zrevrange(JOBS, start, start + batch - 1):
+            yield ids
+            start += batch
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job at once, or ask a running one to stop; returns what happened."""
+        outcome = self._cancel(keys=[job_key(job_id)], args=[repr(time.time()), self.ttl])
+        if outcome == "missing":
+            raise JobNotFound(job_id)
+        self.publish(job_id, outcome)
+        return outcome
+
+    # --- worker side ---
+
+    def claim(self, job_id: str, token: str, worker: str) -> str:
+        """Take a job to run: 'claimed', or why not ('leased', 'missing', a final state)."""
+        outcome = self._claim(
+            keys=[job_key(job_id), lease_key(job_id), RUNNING],
+            args=[job_id, token, int(self.settings.lease_seconds * 1000), repr(time.time()),
+                  worker, self.settings.max_attempts],
+        )
+        self.publish(job_id, outcome)
+        return outcome
+
+    def set_request(self, job_id: str, request: FitRequest) -> None:
+        """Record the request as run (with the seed the worker drew, when it had none)."""
+        self.redis.hset(job_key(job_id), "request", request.model_dump_json())
+
+    def set_device(self, job_id: str, device: str) -> None:
+        self.redis.hset(job_key(job_id), "device", device)
+
+    def renew(self, job_id: str, token: str) -> bool:
+        """Extend this attempt's lease; False when the job is no longer this attempt's."""
+        keys = [job_key(job_id), lease_key(job_id)]
+        return bool(self._renew(keys=keys, args=[token, int(self.settings.lease_seconds * 1000)]))
+
+    def progress(self, job_id: str, step: int, steps: int, loss: float) -> bool:
+        """Publish progress; returns True when a cancel was asked for."""
+        pipe = self.redis.pipeline()
+        pipe.hset(job_key(job_id), "progress",
+                  json.dumps({"step": step, "steps": steps, "loss": loss}))
+        pipe.hget(job_key(job_id), "cancel")
+        pipe.publish(events_channel(job_id), "progress")
+        return pipe.execute()[1] == "1"
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(job_key(job_id), "cancel") == "1"
+
+    def succeed(self, job_id: str, token: str, result: FitResult) -> bool:
+        return self._end(job_id, token, JobState.SUCCEEDED, result=result.model_dump_json())
+
+    def fail(self, job_id: str, token: str, error: JobError,
+             history: list[tuple[int, float]] = (), cancelled: bool = False) -> bool:
+        state = JobState.CANCELLED if cancelled else JobState.FAILED
+        return self._end(job_id, token, state, error=error.model_dump_json(),
+                         partial_history=json.dumps(list(history)))
+
+    def fail_unclaimed(self, job_id: str, error: JobError) -> None:
+        """Fail a job that never ran, for a message the worker cannot run at all."""
+        key = job_key(job_id)
+        if self.redis.hget(key, "state") != JobState.QUEUED.value:
+            return
+        self.redis.hset(key, mapping={"state": JobState.FAILED.value,
+                                      "finished_at": repr(time.time()),
+                                      "error": error.model_dump_json()})
+        if self.ttl:
+            self.redis.expire(key, self.ttl)
+        self.publish(job_id, JobState.FAILED.value)
+
+    def fail_running(self, job_id: str, error: JobError) -> None:
+        """Fail a running job whose process was killed (the hard time limit)."""
+        key = job_key(job_id)
+        if self.redis.hget(key, "state") != JobState.RUNNING.value:
+            return
+        token = self.redis.hget(key, "token") or ""
+        self._end(job_id, token, JobState.FAILED, error=error.model_dump_json())
+
+    def _end(self, job_id: str, token: str, state: JobState, **fields: str) -> bool:
+        args: list[Any] = [job_id, token, self.ttl, "state", state.value,
+                           "finished_at", repr(time.time())]
+        for name, value in fields.items():
+            args += [name, value]
+        done = bool(self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING], args=args))
+        if done:
+            self.publish(job_id, state.value)
+        return done
+
+    def reap(self) -> list[str]:
+        """Put back in the queue the running jobs whose lease lapsed; returns their ids."""
+        requeued = []
+        for job_id in self.redis.smembers(RUNNING):
+            keys = [job_key(job_id), lease_key(job_id), RUNNING]
+            if self._reap(keys=keys, args=[job_id]) == "requeued":
+                requeued.append(job_id)
+                self.publish(job_id, "requeued")
+        return requeued
+
+    def publish(self, job_id: str, event: str) -> None:
+        self.redis.publish(events_channel(job_id), event)

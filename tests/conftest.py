@@ -1,0 +1,94 @@
+"""Fixtures that start real services: a private redis-server and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from client import PolyfitClient
+from client.embedded import EmbeddedRedis
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``polyfit-client`` as a user would; returns the finished process."""
+    return subprocess.run([str(BIN / "polyfit-client"), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, input=input)
+
+
+class Worker:
+    """A ``polyfit-worker`` process group, started the way users start it."""
+
+    def __init__(self, redis_url: str, log: Path, queues: str = "cpu", concurrency: int = 1,
+                 env: dict[str, str] | None = None, name: str = "w") -> None:
+        self.log_path = log
+        command = [str(BIN / "polyfit-worker"), "--queues", queues, "--concurrency",
+                   str(concurrency), "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h",
+                   "--loglevel", "INFO"]
+        environment = {**os.environ, "POLYFIT_REDIS_URL": redis_url, **(env or {})}
+        self.process = subprocess.Popen(command, env=environment, stdout=open(log, "ab"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+        self.signal(signal.SIGKILL)  # any pool child left behind
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private redis-server on a free port, without persistence."""
+    server = EmbeddedRedis(directory=tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start real worker processes; all are stopped after the test."""
+    workers: list[Worker] = []
+
+    def start(redis_url: str, **options) -> Worker:
+        worker = Worker(redis_url, tmp_path / f"worker{len(workers)}.log", **options)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def service(redis_server: EmbeddedRedis, start_worker) -> Iterator[tuple[PolyfitClient, Worker]]:
+    """Redis, one cpu worker, and a client connected to them."""
+    worker = start_worker(redis_server.url)
+    yield PolyfitClient(redis_server.url), worker

@@ -1,0 +1,71 @@
+"""The Celery app: JSON only, late acks, one message at a time, and the lease reaper.
+
+Start a worker with ``polyfit-worker --queues cpu`` or ``celery -A worker.app worker -Q cpu``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery, bootsteps
+
+from models import JobStore, Settings, celery_config
+
+log = logging.getLogger("polyfit.worker")
+
+settings = Settings()
+app = Celery("polyfit")
+app.conf.update(
+    celery_config(settings),
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_time_limit=settings.hard_time_limit,
+    task_soft_time_limit=settings.soft_time_limit + 5,  # the fit checks the soft limit itself
+    broker_connection_max_retries=None,  # keep reconnecting to Redis, never give up
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    worker_hijack_root_logger=False,
+    imports=["worker.tasks"],
+)
+
+
+class Reaper(bootsteps.StartStopStep):
+    """In the worker's main process: re-queue jobs whose worker died (their lease lapsed)."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs) -> None:
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker) -> None:
+        self.thread = threading.Thread(target=self.run, name="polyfit-reaper", daemon=True)
+        self.thread.start()
+
+    def stop(self, worker) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        store = JobStore.from_url(settings.redis_url, settings)
+        interval = max(settings.lease_seconds / 3, 0.5)
+        while not self.stopped.wait(interval):
+            try:
+                requeue_lapsed(store)
+            except Exception as error:  # Redis away: try again next round
+                log.warning("reaper: %s", error)
+
+
+def requeue_lapsed(store: JobStore) -> list[str]:
+    """Send a fresh message for each job whose lease lapsed."""
+    job_ids = store.reap()
+    for job_id in job_ids:
+        record = store.get(job_id)
+        app.send_task("polyfit.fit", args=[job_id, record.request], queue=record.queue,
+                      task_id=job_id)
+        log.warning("re-queued job %s: its worker stopped renewing the lease", job_id)
+    return job_ids
+
+
+app.steps["worker"].add(Reaper)

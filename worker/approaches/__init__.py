@@ -1,0 +1,31 @@
+"""The fitting approaches, one module each, by name: ``fit(problem, request, report) -> Fit``."""
+
+from collections.abc import Callable
+
+from models import FitRequest
+from worker.approaches import (
+    autograd,
+    dynamic,
+    exact,
+    legendre,
+    module,
+    nn,
+    numpy_sgd,
+    optim,
+    tensor,
+)
+from worker.fit import Fit, Problem, Report
+
+FitFunction = Callable[[Problem, FitRequest, Report], Fit]
+
+APPROACHES: dict[str, FitFunction] = {
+    "numpy": numpy_sgd.fit,
+    "tensor": tensor.fit,
+    "autograd": autograd.fit,
+    "legendre": legendre.fit,
+    "nn": nn.fit,
+    "optim": optim.fit,
+    "module": module.fit,
+    "dynamic": dynamic.fit,
+    "exact": exact.fit,
+}

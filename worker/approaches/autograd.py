@@ -1,0 +1,27 @@
+"""autograd: the polynomial on tensors, gradients from ``loss.backward()``."""
+
+import torch
+
+from models import FitRequest
+from worker.fit import Fit, Problem, Report, initial_normal, named, polynomial_formula
+
+
+def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
+    powers = problem.powers(request.degree)  # columns 1, x, x², x³
+    w = initial_normal(request, request.degree + 1, problem.device).requires_grad_()
+    initial = w.detach().clone()
+
+    for t in range(request.steps):
+        loss = (powers @ w - problem.y).pow(2).sum()
+        if report.due(t):
+            report(t, loss)
+        loss.backward()
+        with torch.no_grad():
+            w.sub_(w.grad, alpha=request.learning_rate)
+            w.grad = None
+
+    with torch.no_grad():
+        final_loss = (powers @ w - problem.y).pow(2).sum().item()
+    coefficients = named(w.detach().cpu())
+    return Fit(coefficients, named(initial.cpu()), polynomial_formula(coefficients),
+               final_loss, request.steps)

@@ -1,0 +1,26 @@
+"""numpy: y = a + b x + c x² + d x³ (degree n) with NumPy and hand-written gradients."""
+
+import numpy as np
+
+from models import FitRequest
+from worker.fit import Fit, Problem, Report, named, polynomial_formula
+
+
+def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
+    powers = problem.powers(request.degree)  # columns 1, x, x², x³
+    rng = np.random.default_rng(request.seed)
+    w = rng.standard_normal(request.degree + 1).astype(powers.dtype)
+    initial = w.copy()
+    gradient_scale = 2.0 * request.learning_rate
+
+    for t in range(request.steps):
+        residual = powers @ w - problem.y  # y_pred - y
+        if report.due(t):
+            report(t, residual @ residual)  # sum of squared errors
+        # grad_a = Σ 2r, grad_b = Σ 2r·x, … — all four at once as 2·Pᵀr
+        w -= gradient_scale * (residual @ powers)
+
+    residual = powers @ w - problem.y
+    coefficients = named(w)
+    return Fit(coefficients, named(initial), polynomial_formula(coefficients),
+               float(residual @ residual), request.steps)

@@ -1,0 +1,37 @@
+"""``polyfit-worker``: start a Celery worker with threads set for its share of the cores."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--queues", "-Q", default="cpu", show_default=True,
+              help="Comma-separated queues to consume: cpu, cuda.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
+              help="Worker processes. Default: the core count on cpu, 1 on cuda.")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None,
+              help="Default: prefork on cpu; solo on cuda (one process per GPU).")
+@click.option("--hostname", "-n", default=None, help="Celery node name, e.g. cpu1@%h.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def main(queues: str, concurrency: int | None, pool: str | None, hostname: str | None,
+         loglevel: str) -> None:
+    """Run a polyfit worker against POLYFIT_REDIS_URL."""
+    cuda = "cuda" in queues.split(",")
+    pool = pool or ("solo" if cuda else "prefork")
+    concurrency = 1 if pool == "solo" else concurrency or os.cpu_count() or 1
+    threads = str(max(1, (os.cpu_count() or 1) // concurrency))
+    # Before torch or NumPy load: each process gets its share of the cores, no more.
+    for name in ("POLYFIT_TORCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, threads)
+
+    from worker.app import app
+
+    argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv += ["--hostname", hostname]
+    app.worker_main(argv)

@@ -1,0 +1,156 @@
+"""What every approach shares: the data (Problem), the progress callback (Report), the Fit."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from models import FitRequest
+from models.request import NUMPY_APPROACHES
+
+TARGETS = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "tanh": np.tanh}
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+class FitStopped(Exception):
+    """A fit ended early; ``history`` keeps the losses recorded so far."""
+
+    def __init__(self, message: str, history: list[tuple[int, float]]) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+class Diverged(FitStopped):
+    pass
+
+
+class Cancelled(FitStopped):
+    pass
+
+
+class TimeLimitExceeded(FitStopped):
+    pass
+
+
+@dataclass
+class Problem:
+    """The data to fit, on the job's device and dtype: NumPy arrays or torch tensors."""
+
+    x: np.ndarray | torch.Tensor
+    y: np.ndarray | torch.Tensor
+    device: str
+
+    def powers(self, degree: int) -> np.ndarray | torch.Tensor:
+        """The columns 1, x, x², …, xⁿ, computed once per fit."""
+        exponents = range(degree + 1)
+        if isinstance(self.x, np.ndarray):
+            return np.stack([self.x**k for k in exponents], axis=1)
+        return torch.stack([self.x**k for k in exponents], dim=1)
+
+    def float64(self) -> tuple[np.ndarray, np.ndarray]:
+        """x and y as float64 NumPy arrays, for the least-squares reference."""
+        if isinstance(self.x, np.ndarray):
+            return self.x.astype(np.float64), self.y.astype(np.float64)
+        return self.x.double().cpu().numpy(), self.y.double().cpu().numpy()
+
+
+def make_problem(request: FitRequest, device: str) -> Problem:
+    """Sample the target (as the tutorial does) or take the user's points."""
+    if request.approach in NUMPY_APPROACHES:
+        dtype = np.dtype(request.dtype)
+        if request.data is not None:
+            x, y = np.asarray(request.data.x, dtype), np.asarray(request.data.y, dtype)
+        else:
+            x = np.linspace(request.x_min, request.x_max, request.n_points, dtype=dtype)
+            y = TARGETS[request.target](x)
+        return Problem(x, y, "cpu")
+    dtype = getattr(torch, request.dtype)
+    if request.data is not None:
+        x = torch.tensor(request.data.x, dtype=dtype, device=device)
+        y = torch.tensor(request.data.y, dtype=dtype, device=device)
+    else:
+        x = torch.linspace(request.x_min, request.x_max, request.n_points, dtype=dtype,
+                           device=device)
+        y = getattr(torch, request.target)(x)
+    return Problem(x, y, device)
+
+
+@dataclass
+class Report:
+    """Called by a fit at its recorded steps; also where cancelling and time limits act.
+
+    ``due(t)`` is cheap and needs no device sync; between recorded steps it polls the
+    cancel flag and the clock every ``POLL_EVERY`` steps, so a fit stops within a second.
+    """
+
+    every: int
+    steps: int
+    on_progress: Callable[[int, float], None] = lambda step, loss: None
+    cancel_requested: Callable[[], bool] = lambda: False
+    time_limit: float | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    POLL_EVERY = 256
+
+    def due(self, t: int) -> bool:
+        if t % self.every == self.every - 1:
+            return True
+        if t % self.POLL_EVERY == self.POLL_EVERY - 1:
+            self.poll()
+        return False
+
+    def __call__(self, t: int, loss: float | torch.Tensor) -> None:
+        value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
+        if not math.isfinite(value):
+            raise Diverged(f"diverged at step {t} (loss={value}); lower learning_rate",
+                           self.history)
+        self.history.append((t, value))
+        self.on_progress(t, value)
+        self.poll()
+
+    def poll(self) -> None:
+        if self.cancel_requested():
+            raise Cancelled(f"cancelled at step {self.history[-1][0] if self.history else 0}",
+                            self.history)
+        elapsed = time.perf_counter() - self.started
+        if self.time_limit is not None and elapsed > self.time_limit:
+            raise TimeLimitExceeded(
+                f"time limit exceeded ({self.time_limit:g} s) after {elapsed:.1f} s", self.history)
+
+
+@dataclass
+class Fit:
+    """What an approach returns; the loss history is the Report's."""
+
+    coefficients: dict[str, float]
+    initial_coefficients: dict[str, float]
+    formula: str
+    final_loss: float
+    steps_run: int
+
+
+def named(values: np.ndarray | torch.Tensor | list[float]) -> dict[str, float]:
+    """Coefficients named a, b, c, … in order."""
+    return {LETTERS[i]: float(v) for i, v in enumerate(np.asarray(values, dtype=np.float64))}
+
+
+def polynomial_formula(coefficients: dict[str, float]) -> str:
+    """The tutorial's result line: ``y = a + b x + c x^2 + d x^3``."""
+    terms = []
+    for power, value in enumerate(coefficients.values()):
+        suffix = "" if power == 0 else " x" if power == 1 else f" x^{power}"
+        terms.append(f"{value}{suffix}")
+    return "y = " + " + ".join(terms)
+
+
+def initial_normal(request: FitRequest, count: int, device: str) -> torch.Tensor:
+    """Standard-normal starting values from the job's seed, drawn on the CPU so that every
+    device starts from the same numbers."""
+    generator = torch.Generator().manual_seed(request.seed)
+    values = torch.randn(count, generator=generator, dtype=getattr(torch, request.dtype))
+    return values.to(device)

@@ -1,0 +1,138 @@
+"""The ``polyfit.fit`` task: claim the job, run the fit under a lease, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import redis
+import torch
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker.request import Request
+from pydantic import ValidationError
+
+from models import FitRequest, JobError, JobStore
+from models.request import describe
+from worker.app import app, settings
+from worker.fit import Cancelled, FitStopped, Report
+from worker.run import resolve_device, run_fit, with_seed
+
+log = logging.getLogger("polyfit.worker")
+
+if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
+    torch.set_num_threads(int(threads))
+
+_store: JobStore | None = None
+
+
+def store() -> JobStore:
+    """One store per process, made after any fork."""
+    global _store
+    if _store is None:
+        _store = JobStore.from_url(settings.redis_url, settings)
+    return _store
+
+
+class Lease(threading.Thread):
+    """Renews a running job's lease; notices when the job stopped being this attempt's."""
+
+    def __init__(self, job_id: str, token: str) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.job_id, self.token = job_id, token
+        self.lost = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(settings.lease_seconds / 3):
+            try:
+                if not store().renew(self.job_id, self.token):
+                    self.lost = True
+                    return
+            except redis.RedisError as error:
+                log.warning("lease renewal for %s failed: %s", self.job_id, error)
+
+
+class JobRequest(Request):
+    """Fails the job when Celery's hard time limit kills the process running it."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft and self.args:
+            store().fail_running(str(self.args[0]), JobError(
+                type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s, hard)"))
+
+
+@app.task(name="polyfit.fit", bind=True, Request=JobRequest,
+          autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True,
+          retry_backoff_max=60, max_retries=10)
+def fit(self, job_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
+    run_job(job_id, request, self.request.hostname or socket.gethostname())
+
+
+def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
+    """Run one delivery of a job. Bad input fails the job; it never raises for it."""
+    if not isinstance(job_id, str) or not job_id:
+        log.error("dropped a message without a job id (got %r)", type(job_id).__name__)
+        return
+    jobs = store()
+    try:
+        request = FitRequest.model_validate(raw_request)
+    except ValidationError as error:
+        jobs.fail_unclaimed(job_id, JobError(type="ValidationError",
+                                             message=describe(error)))
+        log.error("job %s refused: %s", job_id, describe(error))
+        return
+
+    token = uuid.uuid4().hex
+    outcome = jobs.claim(job_id, token, worker)
+    if outcome != "claimed":
+        log.info("job %s not run: %s", job_id, outcome)
+        return
+    if request.seed is None:
+        request = with_seed(jobs.get(job_id).fit_request)
+    jobs.set_request(job_id, request)
+
+    lease = Lease(job_id, token)
+    lease.start()
+    last_progress = 0.0
+
+    def on_progress(step: int, loss: float) -> None:
+        nonlocal last_progress
+        now = time.monotonic()
+        if now - last_progress >= settings.progress_interval:
+            last_progress = now
+            jobs.progress(job_id, step, request.steps, loss)
+
+    def cancel_requested() -> bool:
+        return lease.lost or jobs.cancel_requested(job_id)
+
+    report = Report(request.record_every or 1, request.steps or 0, on_progress,
+                    cancel_requested, settings.soft_time_limit)
+    try:
+        device = resolve_device(request)
+        jobs.set_device(job_id, device)
+        result = run_fit(request, report, device)
+    except Cancelled as stop:
+        jobs.fail(job_id, token, JobError(type="Cancelled", message=str(stop)), stop.history,
+                  cancelled=True)
+    except FitStopped as stop:
+        jobs.fail(job_id, token, JobError(type=type(stop).__name__, message=str(stop)),
+                  stop.history)
+    except SoftTimeLimitExceeded:
+        jobs.fail(job_id, token, JobError(type="TimeLimitExceeded",
+                                          message="time limit exceeded"), report.history)
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise  # infrastructure: the task retries with backoff
+    except Exception as error:  # a deterministic failure of this job: record it, do not retry
+        log.exception("job %s failed", job_id)
+        jobs.fail(job_id, token, JobError(type=type(error).__name__, message=str(error)),
+                  report.history)
+    else:
+        jobs.succeed(job_id, token, result)
+    finally:
+        lease.done.set()
