@@ -19,6 +19,7 @@ from rich.console import Console
 from client.api import PolyfitClient
 from client.data import read_points
 from client.errors import InvalidRequest, PolyfitError
+from client.plot import draw_fit
 from client.render import ProgressView, show_list, show_result, show_status
 from models import APPROACHES, FitRequest, JobRecord, JobState
 from models.request import describe
@@ -164,10 +165,14 @@ def result(client: PolyfitClient, job_id: str, as_json: bool, csv_file: str | No
 
 
 def write_history(record: JobRecord, path: str) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", "loss"])
-        writer.writerows(record.to_document()["loss_history"])
+    """The loss history (the partial one of a failed job) as ``step,loss`` rows."""
+    try:
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "loss"])
+            writer.writerows(record.to_document()["loss_history"])
+    except OSError as error:
+        raise InvalidRequest(f"csv: cannot write {path}: {error.strerror or error}") from None
 
 
 @cli.command(name="list")
@@ -194,6 +199,19 @@ def cancel(client: PolyfitClient, job_id: str) -> None:
     outcome = client.cancel(job_id)
     messages = {"cancelled": "cancelled before it ran", "requested": "stopping (it is running)"}
     click.echo(f"{job_id}: {messages.get(outcome, f'already {outcome}; nothing to cancel')}")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The PNG file to write.  [default: JOB_ID.png]")
+@click.pass_obj
+def plot(client: PolyfitClient, job_id: str, output: str | None) -> None:
+    """Draw a finished job's fit and loss history as a PNG; prints the file's path."""
+    record = client.status(job_id)
+    if record.result is None:
+        client.result(job_id)  # raises the job's failure, or "not finished"
+    click.echo(draw_fit(record, output or f"{job_id}.png"))
 
 
 def main() -> None:

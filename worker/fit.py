@@ -47,10 +47,10 @@ class Problem:
 
     def powers(self, degree: int) -> np.ndarray | torch.Tensor:
         """The columns 1, x, x², …, xⁿ, computed once per fit."""
-        exponents = range(degree + 1)
         if isinstance(self.x, np.ndarray):
-            return np.stack([self.x**k for k in exponents], axis=1)
-        return torch.stack([self.x**k for k in exponents], dim=1)
+            return np.stack([self.x**k for k in range(degree + 1)], axis=1)
+        exponents = torch.arange(degree + 1, device=self.x.device)
+        return self.x.unsqueeze(-1).pow(exponents)  # as the tutorial builds (x, x², x³)
 
     def float64(self) -> tuple[np.ndarray, np.ndarray]:
         """x and y as float64 NumPy arrays, for the least-squares reference."""

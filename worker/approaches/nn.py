@@ -24,7 +24,7 @@ def coefficients_of(model: torch.nn.Sequential) -> dict[str, float]:
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    xx = problem.powers(request.degree)[:, 1:]  # columns x, x², x³
+    xx = problem.powers(request.degree)[:, 1:].contiguous()  # columns x, x², x³
     model = linear_model(problem, request)
     initial = coefficients_of(model)
     loss_fn = torch.nn.MSELoss(reduction="sum")

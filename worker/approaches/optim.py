@@ -10,7 +10,7 @@ OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD, "adam": to
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    xx = problem.powers(request.degree)[:, 1:]  # columns x, x², x³
+    xx = problem.powers(request.degree)[:, 1:].contiguous()  # columns x, x², x³
     model = linear_model(problem, request)
     initial = coefficients_of(model)
     loss_fn = torch.nn.MSELoss(reduction="sum")

@@ -1,0 +1,144 @@
+"""PNG pictures of finished fits, for ``polyfit-client plot``.
+
+A fit's picture has two panels: the data (or the sampled target) with the fitted curve and,
+for polynomial approaches, the least-squares optimum dashed; and the loss history on a log
+scale. The points are rebuilt from the recorded request, the curve from the coefficients:
+
+- polynomial approaches: y = a + b x + c x² + …
+- legendre: y = a + b·Pₙ(c + d·x)
+- dynamic: y = a + b x + c x² + d x³ + e x⁴ + e x⁵, the full model the worker scores its
+  final loss with (during training each step draws whether the x⁴ and x⁵ terms take part).
+
+matplotlib is imported only here and only when drawing, so a client without the ``plot``
+extra works for everything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import legendre, polynomial
+
+from client.errors import InvalidRequest
+from models import JobRecord
+from models.request import POLYNOMIAL_APPROACHES
+
+SIZE = (11.0, 4.5)  # inches
+DPI = 100  # so a picture is 1100 × 450 pixels
+CURVE_POINTS = 500
+MAX_MARKERS = 5000  # user data beyond this many points is thinned for drawing
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend, or a one-line error saying what to do."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise InvalidRequest("plot: matplotlib is not installed — "
+                             "install it with `pip install 'polyfit[plot]'`") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sample(request: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The points the job fitted: the user's data, or the target on [x_min, x_max]."""
+    if request.get("data"):
+        return (np.asarray(request["data"]["x"], dtype=np.float64),
+                np.asarray(request["data"]["y"], dtype=np.float64))
+    x = np.linspace(request["x_min"], request["x_max"], request["n_points"])
+    return x, getattr(np, request["target"])(x)
+
+
+def evaluate(approach: str, coefficients: dict[str, float], degree: int,
+             x: np.ndarray) -> np.ndarray:
+    """The fitted model at ``x`` (see the module docstring for each approach's formula)."""
+    v = list(coefficients.values())
+    if approach == "legendre":
+        a, b, c, d = v
+        return a + b * legendre.legval(c + d * x, [0.0] * degree + [1.0])
+    if approach == "dynamic":
+        a, b, c, d, e = v
+        return polynomial.polyval(x, [a, b, c, d, e, e])
+    return polynomial.polyval(x, v)
+
+
+def model_title(approach: str, degree: int) -> str:
+    """The model an approach fits, in a few characters, for the fit panel's title."""
+    if approach == "legendre":
+        return f"legendre: a + b·P{degree}(c + d·x)"
+    if approach == "dynamic":
+        return "dynamic: a + b·x + c·x² + d·x³ + e·x⁴ + e·x⁵"
+    return f"{approach}: polynomial of degree {degree}"
+
+
+def least_squares(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
+    """The coefficients (a, b, c, …) of the degree-``degree`` polynomial nearest the points."""
+    powers = np.stack([x**k for k in range(degree + 1)], axis=1)
+    return np.linalg.lstsq(powers, y, rcond=None)[0]
+
+
+def draw_fit(record: JobRecord, path: str | Path) -> Path:
+    """Write the two-panel picture of a succeeded job to ``path``; returns the path."""
+    plt = pyplot()
+    request, result = record.request, record.result
+    approach, degree = request["approach"], request["degree"]
+    x, y = sample(request)
+    grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
+    figure, (fit_axes, loss_axes) = plt.subplots(1, 2, figsize=SIZE, dpi=DPI)
+
+    if request.get("data"):
+        step = max(1, len(x) // MAX_MARKERS)
+        fit_axes.plot(x[::step], y[::step], ".", color="0.55", markersize=4, label="data")
+    else:
+        fit_axes.plot(x, y, color="0.55", linewidth=4, alpha=0.6, label=request["target"])
+    fitted = evaluate(approach, result.coefficients, degree, grid)
+    fit_axes.plot(grid, fitted, color="C0", linewidth=1.8, label=f"{approach} fit")
+    if approach in POLYNOMIAL_APPROACHES:
+        optimum = polynomial.polyval(grid, least_squares(x, y, degree))
+        fit_axes.plot(grid, optimum, "--", color="C3", linewidth=1.4,
+                      label="least-squares optimum")
+    fit_axes.set(title=model_title(approach, degree), xlabel="x", ylabel="y")
+    fit_axes.legend(loc="best", fontsize="small")
+
+    draw_history(loss_axes, result.loss_history, result.final_loss, result.optimum_loss)
+    figure.suptitle(f"job {record.job_id} — final loss {result.final_loss:.6g}", fontsize=10)
+    return save(plt, figure, path)
+
+
+def draw_history(axes: Any, history: list[tuple[int, float]], final_loss: float,
+                 optimum_loss: float | None) -> None:
+    """The loss at each recorded step on a log scale, with the optimum as a dotted line."""
+    points = [(step, loss) for step, loss in history if loss > 0]
+    if points:
+        steps, losses = zip(*points, strict=True)
+        axes.plot(steps, losses, color="C0", marker="." if len(points) < 60 else None,
+                  label="loss")
+    else:
+        axes.plot([0], [max(final_loss, 1e-300)], "o", color="C0", label="final loss")
+        axes.set_xticks([0])
+        axes.text(0.5, 0.1, "closed form: no steps taken", transform=axes.transAxes,
+                  ha="center", fontsize="small")
+    if optimum_loss is not None and optimum_loss > 0:
+        axes.axhline(optimum_loss, linestyle=":", color="C3", label="least-squares optimum")
+    axes.set_yscale("log")
+    axes.set(title="loss history", xlabel="step", ylabel="loss (sum of squares)")
+    axes.legend(loc="best", fontsize="small")
+
+
+def save(plt: Any, figure: Any, path: str | Path) -> Path:
+    """Write the figure (format from the file's suffix, PNG without one) and close it."""
+    path = Path(path)
+    figure.tight_layout()
+    try:
+        figure.savefig(path, format=None if path.suffix else "png")
+    except OSError as error:
+        raise InvalidRequest(f"plot: cannot write {path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise InvalidRequest(f"plot: {error}; name the file .png") from None
+    finally:
+        plt.close(figure)
+    return path

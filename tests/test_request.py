@@ -1,0 +1,126 @@
+"""FitRequest: defaults per approach, limits, and refusals that name the field."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from models import APPROACHES, FitRequest
+from models.request import describe
+
+
+def refusal(**fields) -> str:
+    with pytest.raises(ValidationError) as caught:
+        FitRequest(**fields)
+    return describe(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("approach", "steps", "learning_rate", "record_every", "dtype"),
+    [
+        ("numpy", 2000, 1e-6, 100, "float64"),
+        ("tensor", 2000, 1e-6, 100, "float32"),
+        ("autograd", 2000, 1e-6, 100, "float32"),
+        ("legendre", 2000, 5e-6, 100, "float32"),
+        ("nn", 2000, 1e-6, 100, "float32"),
+        ("optim", 2000, 1e-3, 100, "float32"),
+        ("module", 2000, 1e-6, 100, "float32"),
+        ("dynamic", 30000, 1e-8, 2000, "float32"),
+    ],
+)
+def test_defaults_follow_the_tutorial(approach, steps, learning_rate, record_every, dtype):
+    request = FitRequest(approach=approach)
+    assert (request.steps, request.learning_rate, request.record_every, request.dtype) == (
+        steps, learning_rate, record_every, dtype)
+    assert (request.target, request.n_points, request.degree) == ("sin", 2000, 3)
+    assert (request.x_min, request.x_max) == (-math.pi, math.pi)
+    assert request.device == "auto" and request.seed is None
+
+
+def test_optimizer_and_momentum_defaults():
+    assert FitRequest(approach="optim").optimizer == "rmsprop"
+    dynamic = FitRequest(approach="dynamic")
+    assert (dynamic.optimizer, dynamic.momentum) == ("sgd", 0.9)
+
+
+def test_exact_takes_no_steps():
+    request = FitRequest(approach="exact")
+    assert request.steps is None and request.dtype == "float64"
+    assert "steps" in refusal(approach="exact", steps=10)
+
+
+def test_filled_request_validates_again_unchanged():
+    for approach in APPROACHES:
+        request = FitRequest(approach=approach, seed=1)
+        assert FitRequest.model_validate(request.model_dump()) == request
+
+
+def test_routing():
+    assert FitRequest(approach="nn", device="cpu").queue == "cpu"
+    assert FitRequest(approach="nn", device="cuda").queue == "cuda"
+    assert FitRequest(approach="nn").queue == "cpu"  # auto follows POLYFIT_AUTO_QUEUE
+
+
+def test_auto_queue_setting(monkeypatch):
+    monkeypatch.setenv("POLYFIT_AUTO_QUEUE", "cuda")
+    assert FitRequest(approach="nn").queue == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"approach": "simplex"}, "approach"),
+        ({}, "approach"),
+        ({"approach": "nn", "steps": 0}, "steps"),
+        ({"approach": "nn", "steps": -5}, "steps"),
+        ({"approach": "nn", "learning_rate": 0}, "learning_rate"),
+        ({"approach": "nn", "learning_rate": -1e-3}, "learning_rate"),
+        ({"approach": "nn", "learning_rate": float("nan")}, "learning_rate"),
+        ({"approach": "nn", "learning_rate": float("inf")}, "learning_rate"),
+        ({"approach": "nn", "x_min": float("nan")}, "x_min"),
+        ({"approach": "nn", "x_max": float("-inf")}, "x_max"),
+        ({"approach": "nn", "x_min": 1.0, "x_max": 1.0}, "x_min"),
+        ({"approach": "nn", "x_min": 2.0, "x_max": -2.0}, "x_min"),
+        ({"approach": "nn", "n_points": 1}, "n_points"),
+        ({"approach": "nn", "n_points": 10**9}, "n_points"),
+        ({"approach": "nn", "steps": 10**9}, "steps"),
+        ({"approach": "nn", "degree": 0}, "degree"),
+        ({"approach": "nn", "degree": 50}, "degree"),
+        ({"approach": "dynamic", "degree": 4}, "degree"),
+        ({"approach": "nn", "target": "__import__('os')"}, "target"),
+        ({"approach": "nn", "device": "tpu"}, "device"),
+        ({"approach": "numpy", "device": "cuda"}, "device"),
+        ({"approach": "nn", "dtype": "float16"}, "dtype"),
+        ({"approach": "nn", "optimizer": "adam"}, "optimizer"),
+        ({"approach": "optim", "optimizer": "lbfgs"}, "optimizer"),
+        ({"approach": "nn", "momentum": 0.5}, "momentum"),
+        ({"approach": "nn", "record_every": 0}, "record_every"),
+        ({"approach": "nn", "seed": -1}, "seed"),
+        ({"approach": "nn", "colour": "red"}, "colour"),
+        ({"approach": "nn", "data": {"x": [1.0], "y": [2.0]}}, "data"),
+        ({"approach": "nn", "data": {"x": [1.0, 2.0], "y": [1.0]}}, "data"),
+        ({"approach": "nn", "data": {"x": [1.0, float("nan")], "y": [1.0, 2.0]}}, "data"),
+        ({"approach": "nn", "data": {"x": [1.0, 1.0], "y": [1.0, 2.0]}}, "data"),
+        ({"approach": "nn", "data": {"x": [0.0] * 100_001, "y": [0.0] * 100_001}}, "data"),
+    ],
+)
+def test_refusals_name_the_field(fields, named):
+    assert named in refusal(**fields)
+
+
+def test_limits_come_from_settings(monkeypatch):
+    monkeypatch.setenv("POLYFIT_MAX_STEPS", "50")
+    assert "steps" in refusal(approach="nn", steps=51)
+    assert FitRequest(approach="nn", steps=50).steps == 50
+    monkeypatch.setenv("POLYFIT_MAX_POINTS", "10")
+    assert "n_points" in refusal(approach="nn", n_points=11)
+
+
+def test_models_and_client_import_without_torch():
+    code = ("import sys, models, client, client.cli, client.local; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
