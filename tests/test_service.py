@@ -1,0 +1,198 @@
+"""The job service end to end: real redis-server, real worker processes, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psutil
+import pytest
+
+from client import JobFailed, JobNotFound, PolyfitClient
+from conftest import BIN, cli
+from models import APPROACHES, FitRequest, JobState
+
+pytestmark = pytest.mark.integration
+
+FIELDS = {"job_id", "state", "request", "coefficients", "initial_coefficients", "formula",
+          "loss_history", "final_loss", "optimum_loss", "device", "worker", "submitted_at",
+          "started_at", "finished_at", "fit_seconds", "error"}
+
+
+def test_every_approach_through_the_queue(service, redis_server):
+    client, _ = service
+    steps = {"dynamic": 2000}
+    ids = {name: client.submit(FitRequest(approach=name, seed=1, steps=steps.get(name, 300))
+                               if name != "exact" else FitRequest(approach=name))
+           for name in APPROACHES}
+    for name, job_id in ids.items():
+        client.wait(job_id, timeout=120)
+        run = cli("--redis-url", redis_server.url, "result", job_id, "--json")
+        assert run.returncode == 0, run.stderr
+        document = json.loads(run.stdout)
+        assert FIELDS <= set(document)
+        assert document["state"] == "succeeded" and document["error"] is None
+        assert document["request"]["approach"] == name
+        assert document["request"]["seed"] is not None
+        assert document["device"] == "cpu" and document["worker"]
+        assert document["final_loss"] > 0 and document["fit_seconds"] >= 0
+        assert document["submitted_at"] <= document["started_at"] <= document["finished_at"]
+        if name != "exact":
+            assert document["loss_history"] and len(document["loss_history"][0]) == 2
+            assert set(document["initial_coefficients"]) == set(document["coefficients"])
+
+
+def test_submit_prints_the_id_alone_and_wait_prints_the_result(service, redis_server):
+    env = {"POLYFIT_REDIS_URL": redis_server.url}
+    submitted = cli("submit", "--approach", "legendre", "--steps", "300", env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert len(job_id) == 32 and "\n" not in job_id
+    waited = cli("wait", job_id, "--json", env=env)
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["coefficients"]["b"] < 0
+    shown = cli("result", job_id, env=env)
+    assert "Result: y = " in shown.stdout and "final loss" in shown.stdout
+    direct = cli("submit", "--approach", "exact", "--wait", "--json", env=env)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["final_loss"] == pytest.approx(8.81717, abs=1e-4)
+
+
+def test_request_file_and_data_file(service, redis_server, tmp_path):
+    points = tmp_path / "points.csv"
+    points.write_text("x,y\n" + "".join(f"{x},{2 * x + 1}\n" for x in range(10)))
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"approach": "exact", "degree": 2}))
+    run = cli("--redis-url", redis_server.url, "submit", "--request", str(request), "--degree",
+              "1", "--data", str(points), "--wait", "--json")
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["request"]["degree"] == 1
+    assert document["coefficients"] == pytest.approx({"a": 1.0, "b": 2.0})
+
+
+def test_lifecycle_states_and_progress(service):
+    client, _ = service
+    job_id = client.submit(FitRequest(approach="dynamic", seed=2, steps=30000, record_every=500))
+    seen, progress = [], []
+    record = client.wait(job_id, timeout=180, on_update=lambda r: (
+        seen.append(r.state), progress.append(r.progress) if r.progress else None))
+    assert record.state == JobState.SUCCEEDED
+    states = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+    assert states[-2:] == [JobState.RUNNING, JobState.SUCCEEDED]
+    assert states[0] in (JobState.QUEUED, JobState.RUNNING)
+    assert progress, "no progress was visible while the job ran"
+    assert all(p.steps == 30000 for p in progress)
+    assert [p.step for p in progress] == sorted(p.step for p in progress)
+    assert record.attempts == 1
+
+
+def test_unknown_id_is_not_found(redis_server):
+    run = cli("--redis-url", redis_server.url, "status", "0" * 32)
+    assert run.returncode == 3
+    assert run.stderr.startswith(f"error: job {'0' * 32} not found")
+    assert len(run.stderr.strip().splitlines()) == 1
+    for command in ("result", "wait", "cancel"):
+        assert cli("--redis-url", redis_server.url, command, "nope").returncode == 3
+    with pytest.raises(JobNotFound):
+        PolyfitClient(redis_server.url).status("nope")
+
+
+def test_failed_job_exits_1_with_its_error(service, redis_server):
+    client, _ = service
+    job_id = client.submit(FitRequest(approach="tensor", learning_rate=1.0, seed=0,
+                                      record_every=1))
+    with pytest.raises(JobFailed, match="diverged at step"):
+        client.wait(job_id, timeout=60)
+    run = cli("--redis-url", redis_server.url, "result", job_id)
+    assert run.returncode == 1
+    assert "Diverged: diverged at step" in run.stderr and "lower learning_rate" in run.stderr
+    assert "Traceback" not in run.stderr
+    document = json.loads(cli("--redis-url", redis_server.url, "status", job_id,
+                              "--json").stdout)
+    assert document["state"] == "failed" and document["loss_history"]
+
+
+def test_cancel_a_queued_job(redis_server, start_worker):
+    client = PolyfitClient(redis_server.url)
+    job_id = client.submit(FitRequest(approach="nn", seed=0))  # no worker yet: stays queued
+    run = cli("--redis-url", redis_server.url, "cancel", job_id)
+    assert run.returncode == 0 and "cancelled before it ran" in run.stdout
+    start_worker(redis_server.url)
+    after = client.submit(FitRequest(approach="exact"))
+    client.wait(after, timeout=60)  # the worker has drained the queue past the cancelled job
+    record = client.status(job_id)
+    assert record.state == JobState.CANCELLED and record.started_at is None
+
+
+def test_cancel_a_running_job_keeps_its_history(service, redis_server):
+    client, _ = service
+    job_id = client.submit(FitRequest(approach="dynamic", seed=0, steps=200_000,
+                                      record_every=100))
+    while not (record := client.status(job_id)).progress:
+        time.sleep(0.05)
+    assert cli("--redis-url", redis_server.url, "cancel", job_id).returncode == 0
+    with pytest.raises(JobFailed, match="cancelled"):
+        client.wait(job_id, timeout=30)
+    record = client.status(job_id)
+    assert record.state == JobState.CANCELLED
+    assert record.partial_history and record.partial_history[-1][0] < 200_000
+    assert cli("--redis-url", redis_server.url, "wait", job_id).returncode == 1
+
+
+def test_cuda_job_on_a_worker_without_gpu_fails_clearly(redis_server, start_worker):
+    start_worker(redis_server.url, queues="cuda")
+    client = PolyfitClient(redis_server.url)
+    job_id = client.submit(FitRequest(approach="nn", device="cuda"))
+    with pytest.raises(JobFailed, match="no CUDA GPU"):
+        client.wait(job_id, timeout=60)
+
+
+def test_list_newest_first_and_filtered(service, redis_server):
+    client, _ = service
+    first = client.submit(FitRequest(approach="exact"))
+    second = client.submit(FitRequest(approach="numpy", steps=10))
+    client.wait(second, timeout=60)
+    client.wait(first, timeout=60)
+    listed = json.loads(cli("--redis-url", redis_server.url, "list", "--json").stdout)
+    assert [d["job_id"] for d in listed] == [second, first]
+    only = json.loads(cli("--redis-url", redis_server.url, "list", "--approach", "exact",
+                          "--json").stdout)
+    assert [d["job_id"] for d in only] == [first]
+    assert cli("--redis-url", redis_server.url, "list", "--state", "failed",
+               "--json").stdout.strip() == "[]"
+
+
+def test_results_keep_unless_ttl_is_set(redis_server, start_worker):
+    start_worker(redis_server.url, env={"POLYFIT_RESULT_TTL": "60"})
+    client = PolyfitClient(redis_server.url)
+    job_id = client.submit(FitRequest(approach="exact"))
+    client.wait(job_id, timeout=60)
+    assert 0 < client.store.redis.ttl(f"polyfit:job:{job_id}") <= 60
+    kept = PolyfitClient(redis_server.url)
+    other = kept.submit(FitRequest(approach="exact"))
+    assert kept.store.redis.ttl(f"polyfit:job:{other}") == -1
+
+
+def test_local_run_prints_the_fit_and_leaves_nothing_running():
+    import re
+    import subprocess
+
+    run = subprocess.run([str(BIN / "polyfit-local"), "run"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Result: y = " in run.stdout and "* P3(" in run.stdout
+    assert "1999" in run.stdout  # the loss history
+    url = re.search(r"redis://127\.0\.0\.1:\d+/0", run.stderr).group(0)
+    port = url.split(":")[-1].split("/")[0]
+    time.sleep(0.5)
+    left = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            started_by_run = (any(f":{port}" in c for c in process.info["cmdline"] or [])
+                              or process.environ().get("POLYFIT_REDIS_URL") == url)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if started_by_run:
+            left.append(process.info["cmdline"])
+    assert not left, f"left running: {left}"
