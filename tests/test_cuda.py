@@ -1,0 +1,36 @@
+"""Every torch approach on cuda gives what it gives on cpu (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import requires_cuda
+from models import FitRequest
+from worker.fit import Report
+from worker.run import resolve_device, run_fit
+
+pytestmark = [pytest.mark.cuda, requires_cuda]
+
+TORCH_APPROACHES = ["tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic"]
+
+
+def run_on(device: str, request: FitRequest):
+    return run_fit(request, Report(request.record_every, request.steps), device)
+
+
+@pytest.mark.parametrize("approach", TORCH_APPROACHES)
+def test_cuda_matches_cpu(approach):
+    request = FitRequest(approach=approach, seed=4, device="cuda",
+                         steps=3000 if approach == "dynamic" else None)
+    on_cuda, on_cpu = run_on("cuda", request), run_on("cpu", request)
+    assert on_cuda.device == "cuda"
+    assert on_cuda.initial_coefficients == on_cpu.initial_coefficients
+    assert on_cuda.final_loss == pytest.approx(on_cpu.final_loss, rel=1e-3)
+    got, want = (np.array(list(r.coefficients.values())) for r in (on_cuda, on_cpu))
+    assert np.linalg.norm(got - want) <= 1e-3 * np.linalg.norm(want)
+
+
+def test_auto_picks_cuda():
+    assert resolve_device(FitRequest(approach="nn")) == "cuda"
+    assert resolve_device(FitRequest(approach="numpy")) == "cpu"
