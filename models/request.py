@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.settings import Settings
+from models.settings import current_settings
 
 Approach = Literal[
     "numpy", "tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic", "exact"
@@ -55,7 +55,7 @@ class Points(BaseModel):
     def _same_length(self) -> Points:
         if len(self.x) != len(self.y):
             raise ValueError(f"x and y must have equal lengths ({len(self.x)} != {len(self.y)})")
-        limit = Settings().max_points
+        limit = current_settings().max_points
         if len(self.x) > limit:
             raise ValueError(f"has {len(self.x)} points, more than the limit {limit}")
         if len(set(self.x)) < 2:
@@ -86,7 +86,7 @@ class FitRequest(BaseModel):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> FitRequest:
-        settings = Settings()
+        settings = current_settings()
         name = self.approach
         if self.x_min >= self.x_max:
             raise ValueError(f"x_min ({self.x_min}) must be less than x_max ({self.x_max})")
@@ -123,7 +123,7 @@ class FitRequest(BaseModel):
     @property
     def queue(self) -> str:
         """The Celery queue this request is routed to; ``auto`` follows POLYFIT_AUTO_QUEUE."""
-        return Settings().auto_queue if self.device == "auto" else self.device
+        return current_settings().auto_queue if self.device == "auto" else self.device
 
 
 def describe(error: ValidationError) -> str:

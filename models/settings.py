@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,25 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="deliveries before a job whose worker dies fails")
     auto_queue: Literal["cpu", "cuda"] = "cpu"
     progress_interval: float = Field(0.1, ge=0, description="least seconds between progress writes")
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Settings:
+        """A fit stops itself (soft) before its process is killed (hard), and Redis re-delivers
+        an unacknowledged message (visibility timeout) only after that: never mid-run."""
+        if self.soft_time_limit >= self.hard_time_limit:
+            raise ValueError(f"POLYFIT_SOFT_TIME_LIMIT ({self.soft_time_limit:g}) must be less "
+                             f"than POLYFIT_HARD_TIME_LIMIT ({self.hard_time_limit:g})")
+        if self.visibility_timeout <= self.hard_time_limit:
+            raise ValueError(f"POLYFIT_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must exceed "
+                             f"POLYFIT_HARD_TIME_LIMIT ({self.hard_time_limit:g}), the longest a "
+                             "job can run, or Redis hands a running job to a second worker")
+        return self
+
+
+@cache
+def current_settings() -> Settings:
+    """This process's settings, read from the environment once (validation runs per request)."""
+    return Settings()
 
 
 def celery_config(settings: Settings) -> dict:

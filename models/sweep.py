@@ -176,7 +176,8 @@ class SweepStore(JobStore):
 
     # --- client side ---
 
-    def create_sweep(self, sweep: SweepRequest, sweep_id: str | None = None) -> tuple[str, list[str]]:
+    def create_sweep(self, sweep: SweepRequest,
+                     sweep_id: str | None = None) -> tuple[str, list[str]]:
         """Record a sweep and its queued member jobs; returns the sweep id and member ids."""
         sweep_id = sweep_id or uuid.uuid4().hex
         now = time.time()
@@ -268,17 +269,33 @@ class SweepStore(JobStore):
         return outcomes
 
     def start_sweep(self, sweep_id: str, worker: str, device: str,
-                    member_ids: list[str], requests: list[FitRequest]) -> None:
-        """Mark the batch started; record each claimed member's device and request."""
+                    member_ids: list[str]) -> None:
+        """Mark the batch started, and the device of each member it runs."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(sweep_key(sweep_id), mapping={"worker": worker, "device": device,
                                                 "started_at": repr(time.time())})
         pipe.hincrby(sweep_key(sweep_id), "attempts", 1)
         pipe.hdel(sweep_key(sweep_id), "fit_seconds", "progress")
-        for job_id, request in zip(member_ids, requests, strict=True):
-            pipe.hset(job_key(job_id), mapping={"device": device,
-                                                "request": request.model_dump_json()})
+        for job_id in member_ids:
+            pipe.hset(job_key(job_id), "device", device)
         pipe.execute()
+
+    def member_states(self, member_ids: list[str]) -> list[JobState]:
+        """Each member's state, cheaply (for waiting); an expired member counts as failed."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in member_ids:
+            pipe.hget(job_key(job_id), "state")
+        return [JobState(s) if s else JobState.FAILED for s in pipe.execute()]
+
+    def progress_of(self, sweep_id: str) -> dict[str, Any] | None:
+        """The batch's last progress: step, steps, best_loss, active members."""
+        raw = self.redis.hget(sweep_key(sweep_id), "progress")
+        return json.loads(raw) if raw else None
+
+    def fail_members_unclaimed(self, member_ids: list[str], error: JobError) -> None:
+        """Fail the members of a sweep whose message the worker cannot run at all."""
+        for job_id in member_ids:
+            self.fail_unclaimed(job_id, error)
 
     def renew_members(self, member_ids: list[str], token: str) -> list[bool]:
         """Extend every member's lease; False for a member no longer this attempt's."""

@@ -15,6 +15,7 @@ import torch
 
 from client import PolyfitClient
 from client.embedded import EmbeddedRedis
+from models.settings import current_settings
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,14 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that changes POLYFIT_* env sees its own."""
+    current_settings.cache_clear()
+    yield
+    current_settings.cache_clear()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from models import APPROACHES, FitRequest
 from models.request import describe
+from models.settings import current_settings
 
 
 def refusal(**fields) -> str:
@@ -117,6 +118,7 @@ def test_limits_come_from_settings(monkeypatch):
     assert "steps" in refusal(approach="nn", steps=51)
     assert FitRequest(approach="nn", steps=50).steps == 50
     monkeypatch.setenv("POLYFIT_MAX_POINTS", "10")
+    current_settings.cache_clear()
     assert "n_points" in refusal(approach="nn", n_points=11)
 
 

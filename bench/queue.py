@@ -1,0 +1,116 @@
+"""The queue's own cost: polyfit jobs with steps=1 against a Celery no-op, on one Redis and
+one worker started here (an embedded redis-server, a real ``polyfit-worker``).
+
+Prints round-trip latency p50/p99 (submit → result readable) for each and the throughput
+of 500 jobs, as ratios polyfit / no-op (goals: p50 ≤ 2×, throughput ≥ 0.5×), for worker
+concurrency 1 and 2. Run: ``.venv/bin/python bench/queue.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and this file would hide the
+# standard library's `queue`: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+from client import PolyfitClient  # noqa: E402
+from client.embedded import EmbeddedRedis  # noqa: E402
+from models import FitRequest  # noqa: E402
+
+REQUEST = FitRequest(approach="tensor", steps=1, seed=0, device="cpu")
+
+
+def start_worker(url: str, concurrency: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "POLYFIT_REDIS_URL": url}
+    command = [str(BIN / "polyfit-worker"), "--queues", "cpu", "--concurrency", str(concurrency),
+               "--loglevel", "WARNING"]
+    return subprocess.Popen(command, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def ping_round_trip(client: PolyfitClient) -> float:
+    reply = f"bench:reply:{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
+    client.store.redis.blpop([reply], timeout=30)
+    return time.perf_counter() - started
+
+
+def job_round_trip(client: PolyfitClient) -> float:
+    started = time.perf_counter()
+    client.wait(client.submit(REQUEST), timeout=30)
+    return time.perf_counter() - started
+
+
+def ping_throughput(client: PolyfitClient, count: int) -> float:
+    reply = f"bench:reply:{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    for _ in range(count):
+        client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
+    for _ in range(count):
+        client.store.redis.blpop([reply], timeout=60)
+    return count / (time.perf_counter() - started)
+
+
+def job_throughput(client: PolyfitClient, count: int) -> float:
+    started = time.perf_counter()
+    ids = [client.submit(REQUEST) for _ in range(count)]
+    for job_id in ids:
+        client.wait(job_id, timeout=120)
+    return count / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+
+def measure(concurrency: int, samples: int, count: int) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="polyfit-bench-"))
+    with EmbeddedRedis(directory=directory) as server:
+        worker = start_worker(server.url, concurrency, directory / "worker.log")
+        try:
+            client = PolyfitClient(server.url)
+            for _ in range(5):  # warm up: pool processes, imports, connections
+                job_round_trip(client)
+                ping_round_trip(client)
+            pings = [ping_round_trip(client) for _ in range(samples)]
+            jobs = [job_round_trip(client) for _ in range(samples)]
+            ping_rate, job_rate = ping_throughput(client, count), job_throughput(client, count)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    print(f"concurrency {concurrency}: latency p50 no-op {percentile(pings, 50) * 1e3:.2f} ms, "
+          f"polyfit {percentile(jobs, 50) * 1e3:.2f} ms, ratio "
+          f"{percentile(jobs, 50) / percentile(pings, 50):.2f} (goal ≤ 2)")
+    print(f"concurrency {concurrency}: latency p99 no-op {percentile(pings, 99) * 1e3:.2f} ms, "
+          f"polyfit {percentile(jobs, 99) * 1e3:.2f} ms, ratio "
+          f"{percentile(jobs, 99) / percentile(pings, 99):.2f}")
+    print(f"concurrency {concurrency}: throughput of {count}: no-op {ping_rate:.0f}/s, polyfit "
+          f"{job_rate:.0f}/s, ratio {job_rate / ping_rate:.2f} (goal ≥ 0.5)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2])
+    args = parser.parse_args()
+    print(f"# {os.cpu_count()} cores; tensor fit with steps=1 vs polyfit.ping")
+    for concurrency in args.concurrency:
+        measure(concurrency, args.samples, args.count)
+
+
+if __name__ == "__main__":
+    main()
