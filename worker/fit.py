@@ -148,6 +148,11 @@ def polynomial_formula(coefficients: dict[str, float]) -> str:
     return "y = " + " + ".join(terms)
 
 
+def sse(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The sum of squared errors, Σ(y_pred − y)², as one fused op (forward and backward)."""
+    return torch.nn.functional.mse_loss(y_pred, y, reduction="sum")
+
+
 def initial_normal(request: FitRequest, count: int, device: str) -> torch.Tensor:
     """Standard-normal starting values from the job's seed, drawn on the CPU so that every
     device starts from the same numbers."""

@@ -3,7 +3,7 @@
 import torch
 
 from models import FitRequest
-from worker.fit import Fit, Problem, Report, initial_normal, named, polynomial_formula
+from worker.fit import Fit, Problem, Report, initial_normal, named, polynomial_formula, sse
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
@@ -12,7 +12,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     initial = w.detach().clone()
 
     for t in range(request.steps):
-        loss = (powers @ w - problem.y).pow(2).sum()
+        loss = sse(powers @ w, problem.y)  # (y_pred - y).pow(2).sum(), as one fused op
         if report.due(t):
             report(t, loss)
         loss.backward()
@@ -21,7 +21,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
             w.grad = None
 
     with torch.no_grad():
-        final_loss = (powers @ w - problem.y).pow(2).sum().item()
+        final_loss = sse(powers @ w, problem.y).item()
     coefficients = named(w.detach().cpu())
     return Fit(coefficients, named(initial.cpu()), polynomial_formula(coefficients),
                final_loss, request.steps)

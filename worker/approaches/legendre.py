@@ -6,7 +6,7 @@ import torch
 from numpy.polynomial import legendre as npleg
 
 from models import FitRequest
-from worker.fit import Fit, Problem, Report, named
+from worker.fit import Fit, Problem, Report, named, sse
 
 INITIAL = (0.0, -1.0, 0.0, 0.3)  # a, b, c, d: near the answer, or it will not converge
 
@@ -52,7 +52,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
 
     def loss_at(a, b, c, d):  # Σ(a + b·Pₙ(c + d·x) − y)², with fused multiply-adds
         y_pred = torch.addcmul(a, b, legendre(torch.addcmul(c, d, x), degree))
-        return torch.nn.functional.mse_loss(y_pred, y, reduction="sum")
+        return sse(y_pred, y)
 
     for t in range(request.steps):
         loss = loss_at(*params.unbind())

@@ -26,7 +26,8 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     initial = initial_normal(request, request.degree + 1, problem.device)
     model = Polynomial(initial)
     criterion = torch.nn.MSELoss(reduction="sum")
-    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate)
+    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate,
+                                              foreach=True)
 
     for t in range(request.steps):
         loss = criterion(model(powers), problem.y)

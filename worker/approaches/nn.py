@@ -34,10 +34,9 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
         loss = loss_fn(model(xx), problem.y)
         if report.due(t):
             report(t, loss)
-        model.zero_grad()
-        loss.backward()
-        with torch.no_grad():
-            torch._foreach_add_(params, [p.grad for p in params], alpha=-request.learning_rate)
+        grads = torch.autograd.grad(loss, params)  # what loss.backward() leaves in .grad
+        with torch.no_grad():  # param -= learning_rate * param.grad, for all at once
+            torch._foreach_add_(params, grads, alpha=-request.learning_rate)
 
     with torch.no_grad():
         final_loss = loss_fn(model(xx), problem.y).item()
