@@ -18,11 +18,12 @@ from rich.console import Console
 
 from client.api import PolyfitClient
 from client.data import read_points
-from client.errors import InvalidRequest, PolyfitError
-from client.plot import draw_fit
+from client.errors import InvalidRequest, JobFailed, JobNotFound, PolyfitError
 from client.render import ProgressView, show_list, show_result, show_status
+from client.sweep_view import SweepProgress, show_sweep
 from models import APPROACHES, FitRequest, JobRecord, JobState
 from models.request import describe
+from models.sweep import SweepRecord, SweepRequest
 
 OUT = Console(highlight=False, soft_wrap=True)
 
@@ -75,6 +76,11 @@ def finish(client: PolyfitClient, job_id: str, as_json: bool, quiet: bool,
         if as_json:
             print_json(client.status(job_id).to_document())
         raise
+    except KeyboardInterrupt:
+        click.echo(f"stopped waiting; job {job_id} goes on — follow it again with "
+                   f"`polyfit-client wait {job_id}` or stop it with "
+                   f"`polyfit-client cancel {job_id}`", err=True)
+        sys.exit(130)
     if as_json:
         print_json(record.to_document())
     elif quiet:
@@ -114,7 +120,7 @@ def submit(client: PolyfitClient, data_file: str | None, request_file: str | Non
     request = build_request(request_file, options)
     job_id = client.submit(request)
     if wait_:
-        if not as_json:
+        if not (as_json or quiet):
             click.echo(job_id, err=True)
         finish(client, job_id, as_json, quiet, timeout)
     elif as_json:
@@ -207,11 +213,31 @@ def cancel(client: PolyfitClient, job_id: str) -> None:
               help="The PNG file to write.  [default: JOB_ID.png]")
 @click.pass_obj
 def plot(client: PolyfitClient, job_id: str, output: str | None) -> None:
-    """Draw a finished job's fit and loss history as a PNG; prints the file's path."""
-    record = client.status(job_id)
+    """Draw a finished job's fit and loss history, or a sweep's final loss against learning
+    rate or seed, as a PNG; prints the file's path. JOB_ID may be a sweep id."""
+    from client.plot import draw_fit, draw_sweep  # here: NumPy slows every command's start
+
+    path = output or f"{job_id}.png"
+    try:
+        record = client.status(job_id)
+    except JobNotFound:
+        click.echo(draw_sweep(sweep_to_plot(client, job_id), path))
+        return
     if record.result is None:
         client.result(job_id)  # raises the job's failure, or "not finished"
-    click.echo(draw_fit(record, output or f"{job_id}.png"))
+    click.echo(draw_fit(record, path))
+
+
+def sweep_to_plot(client: PolyfitClient, sweep_id: str) -> SweepRecord:
+    """The sweep with this id, once some member has finished."""
+    try:
+        sweep = client.sweep_result(sweep_id)
+    except JobNotFound:
+        raise JobNotFound(f"no job or sweep {sweep_id}") from None
+    if all(not m.state.finished for m in sweep.members):
+        raise JobFailed(f"sweep {sweep_id} has no finished member yet; wait for it with "
+                        f"`polyfit-client sweep-result --wait {sweep_id}`")
+    return sweep
 
 
 def main() -> None:
@@ -221,11 +247,159 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "polyfit-client"
+        click.echo(f"error: {error.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(InvalidRequest.exit_code)
     except click.ClickException as error:
         click.echo(f"error: {error.format_message()}", err=True)
         sys.exit(InvalidRequest.exit_code)
+    except JobNotFound as error:
+        click.echo(f"error: {error} — `polyfit-client list` shows the jobs this Redis holds",
+                   err=True)
+        sys.exit(error.exit_code)
     except PolyfitError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+
+
+# --- sweeps ---
+
+
+def parse_learning_rates(ctx: click.Context, param: click.Parameter,
+                         value: str | None) -> list[float] | None:
+    """``1e-6,3e-6,1e-5`` → [1e-06, 3e-06, 1e-05]."""
+    if value is None:
+        return None
+    try:
+        return [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+
+
+def parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """``0-63`` or ``1,5,10-12`` → the seeds, in order."""
+    if value is None:
+        return None
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            first, dash, last = part.partition("-")
+            seeds += range(int(first), int(last) + 1) if dash else [int(first)]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of seeds like 0-63 or 1,5,7") from None
+    return seeds
+
+
+def build_sweep(base: FitRequest, learning_rates: list[float] | None,
+                seeds: list[int] | None) -> SweepRequest:
+    try:
+        return SweepRequest(base=base, learning_rates=learning_rates, seeds=seeds)
+    except ValidationError as error:
+        raise InvalidRequest(describe(error)) from None
+
+
+def finish_sweep(client: PolyfitClient, sweep_id: str, as_json: bool, quiet: bool,
+                 timeout: float | None, limit: int | None) -> None:
+    """Wait for a sweep with progress lines, print it, exit 1 unless a member succeeded."""
+    try:
+        record = client.wait_sweep(sweep_id, timeout, on_update=SweepProgress(sweep_id, quiet))
+    except PolyfitError:
+        if as_json:
+            print_json(client.sweep_result(sweep_id).to_document())
+        raise
+    except KeyboardInterrupt:
+        click.echo(f"stopped waiting; sweep {sweep_id} goes on — follow it with "
+                   f"`polyfit-client sweep-result --wait {sweep_id}` or stop it with "
+                   f"`polyfit-client sweep-cancel {sweep_id}`", err=True)
+        sys.exit(130)
+    show_sweep_record(record, as_json, quiet, limit)
+
+
+def show_sweep_record(record: SweepRecord, as_json: bool, quiet: bool,
+                      limit: int | None) -> None:
+    if as_json:
+        print_json(record.to_document())
+    elif quiet:
+        click.echo(record.best.job_id if record.best else "")
+    else:
+        show_sweep(record, OUT, limit)
+    if record.state.finished and record.state != JobState.SUCCEEDED:
+        raise JobFailed(f"sweep {record.sweep_id} {record.state.value}: no member succeeded")
+
+
+@cli.command()
+@click.option("--approach", type=click.Choice([a for a in APPROACHES if a != "exact"]),
+              help="How to fit.")
+@click.option("--learning-rate", "learning_rates", callback=parse_learning_rates,
+              help="Comma-separated learning rates, e.g. 1e-6,3e-6,1e-5.")
+@click.option("--seeds", callback=parse_seeds, help="Seeds, e.g. 0-63 or 1,5,7.")
+@click.option("--steps", type=int, help="Gradient steps.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
+@click.option("--degree", type=int)
+@click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"]))
+@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]))
+@click.option("--dtype", type=click.Choice(["float32", "float64"]))
+@click.option("--data", "data_file", type=click.Path(dir_okay=False),
+              help="CSV of x,y points to fit instead of a target.")
+@click.option("--n-points", type=int)
+@click.option("--x-min", type=float)
+@click.option("--x-max", type=float)
+@click.option("--record-every", type=int)
+@click.option("--request", "request_file", type=click.Path(dir_okay=False),
+              help="A JSON FitRequest as the base; options given override its fields.")
+@click.option("--wait", "wait_", is_flag=True, help="Wait and print the members, best first.")
+@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="With --wait: member rows to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress; only the sweep id (or, with "
+              "--wait, the best member's job id).")
+@click.pass_obj
+def sweep(client: PolyfitClient, learning_rates: list[float] | None, seeds: list[int] | None,
+          data_file: str | None, request_file: str | None, wait_: bool, timeout: float | None,
+          limit: int, as_json: bool, quiet: bool, **options: Any) -> None:
+    """Fit every learning rate × seed as one batched job; prints the sweep id.
+
+    Each member is also a job of its own (`polyfit-client result MEMBER_ID`)."""
+    if data_file:
+        options["data"] = read_points(data_file, client.settings)
+    sweep_request = build_sweep(build_request(request_file, options), learning_rates, seeds)
+    sweep_id = client.sweep(sweep_request)
+    if wait_:
+        if not (as_json or quiet):
+            click.echo(sweep_id, err=True)
+        finish_sweep(client, sweep_id, as_json, quiet, timeout, limit)
+    elif as_json:
+        print_json(client.sweep_result(sweep_id).to_document())
+    else:
+        click.echo(sweep_id)
+
+
+@cli.command(name="sweep-result")
+@click.argument("sweep_id")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the sweep to finish first.")
+@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Member rows to show (default all).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the best member's job id.")
+@click.pass_obj
+def sweep_result(client: PolyfitClient, sweep_id: str, wait_: bool, timeout: float | None,
+                 limit: int | None, as_json: bool, quiet: bool) -> None:
+    """Show a sweep's members, best final loss first (exit 1 if none succeeded)."""
+    if wait_:
+        finish_sweep(client, sweep_id, as_json, quiet, timeout, limit)
+    else:
+        show_sweep_record(client.sweep_result(sweep_id), as_json, quiet, limit)
+
+
+@cli.command(name="sweep-cancel")
+@click.argument("sweep_id")
+@click.pass_obj
+def sweep_cancel(client: PolyfitClient, sweep_id: str) -> None:
+    """Cancel every member of a sweep: queued ones at once, running ones between steps."""
+    outcomes = client.cancel_sweep(sweep_id)
+    click.echo(f"{sweep_id}: " + ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items()))

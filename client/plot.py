@@ -1,4 +1,4 @@
-"""PNG pictures of finished fits, for ``polyfit-client plot``.
+"""PNG pictures of finished fits and sweeps, for ``polyfit-client plot``.
 
 A fit's picture has two panels: the data (or the sampled target) with the fitted curve and,
 for polynomial approaches, the least-squares optimum dashed; and the loss history on a log
@@ -22,13 +22,15 @@ import numpy as np
 from numpy.polynomial import legendre, polynomial
 
 from client.errors import InvalidRequest
-from models import JobRecord
+from models import JobRecord, JobState
 from models.request import POLYNOMIAL_APPROACHES
+from models.sweep import SweepMember, SweepRecord
 
 SIZE = (11.0, 4.5)  # inches
 DPI = 100  # so a picture is 1100 × 450 pixels
 CURVE_POINTS = 500
 MAX_MARKERS = 5000  # user data beyond this many points is thinned for drawing
+MAX_SEED_LINES = 10  # a sweep over more seeds draws them all in one colour, unlabelled
 
 
 def pyplot() -> Any:
@@ -142,3 +144,55 @@ def save(plt: Any, figure: Any, path: str | Path) -> Path:
     finally:
         plt.close(figure)
     return path
+
+
+def draw_sweep(sweep: SweepRecord, path: str | Path) -> Path:
+    """Write a sweep's picture: each member's final loss against its learning rate (one line
+    per seed), or against its seed when the sweep has one learning rate. Failed members are
+    crosses along the top; members still running are left out. Returns the path."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(8.0, 4.5), dpi=DPI)
+    members = sweep.members
+    by_rate = len({m.learning_rate for m in members}) > 1
+    seeds = sorted({m.seed for m in members})
+
+    def where(member: SweepMember) -> float:
+        return member.learning_rate if by_rate else seeds.index(member.seed)
+
+    done = [m for m in members if m.state == JobState.SUCCEEDED and m.final_loss is not None]
+    if by_rate:
+        for i, seed in enumerate(seeds):
+            line = sorted((m.learning_rate, m.final_loss) for m in done if m.seed == seed)
+            if line:
+                label = f"seed {seed}" if i < MAX_SEED_LINES else None
+                axes.plot(*zip(*line, strict=True), marker="o", markersize=4, alpha=0.8,
+                          color=f"C{i % 10}" if len(seeds) <= MAX_SEED_LINES else "C0",
+                          label=label)
+        axes.set_xscale("log")
+        axes.set_xlabel("learning rate")
+    else:
+        axes.plot([where(m) for m in done], [m.final_loss for m in done], "o", color="C0",
+                  label="final loss")
+        axes.set_xticks(range(len(seeds)), [str(s) for s in seeds],
+                        rotation=90 if len(seeds) > 8 else 0, fontsize="small")
+        axes.set_xlabel(f"seed (learning rate {members[0].learning_rate:g})")
+    losses = [m.final_loss for m in done]
+    if losses and min(losses) > 0 and max(losses) > 10 * min(losses):
+        axes.set_yscale("log")
+    failed = [m for m in members if m.state in (JobState.FAILED, JobState.CANCELLED)]
+    if failed:
+        axes.plot([where(m) for m in failed], [0.97] * len(failed), "x", color="C3",
+                  transform=axes.get_xaxis_transform(), label="failed or cancelled")
+    best = sweep.best
+    if best is not None:
+        axes.plot([where(best)], [best.final_loss], "*", color="gold", markersize=16,
+                  markeredgecolor="black", label=f"best: lr {best.learning_rate:g}, "
+                  f"seed {best.seed}, loss {best.final_loss:.4g}")
+    axes.set_ylabel("final loss (sum of squares)")
+    counts = sweep.counts()
+    finished = len(members) - counts["queued"] - counts["running"]
+    axes.set_title(f"sweep {sweep.sweep_id}: {sweep.request['base']['approach']}, "
+                   f"{finished} of {len(members)} members finished", fontsize=10)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="best", fontsize="small")
+    return save(plt, figure, path)

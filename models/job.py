@@ -85,6 +85,7 @@ class JobRecord(BaseModel):
     def to_document(self) -> dict[str, Any]:
         """The flat JSON document that ``polyfit-client --json`` prints."""
         result = self.result
+        history = result.loss_history if result else self.partial_history
         return {
             "job_id": self.job_id,
             "state": self.state.value,
@@ -93,7 +94,7 @@ class JobRecord(BaseModel):
             "coefficients": result.coefficients if result else None,
             "initial_coefficients": result.initial_coefficients if result else None,
             "formula": result.formula if result else None,
-            "loss_history": [list(p) for p in (result.loss_history if result else self.partial_history)],
+            "loss_history": [list(point) for point in history],
             "final_loss": result.final_loss if result else None,
             "optimum_loss": result.optimum_loss if result else None,
             "steps_run": result.steps_run if result else None,

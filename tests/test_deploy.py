@@ -1,0 +1,346 @@
+"""The deployment files: compose files valid and consistent with the package, the Dockerfile
+installing the project as these tests do, and the wheel installing in fresh environments."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from models import Settings
+from worker.cli import main as worker_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT.parent / "shared" / "compose-spec.json"
+COMPOSE_FILES = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("*.yml"))]
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+PACKAGES = ("models", "worker", "client")
+VARIABLE = re.compile(r"\$(\$|\{|\w+)")
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """What Compose makes of ``text``: ``$$`` → ``$``; ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR-default}``, ``${VAR:?error}`` (nested defaults too). A variable that is unset and
+    has no default raises KeyError: `docker compose up` would need it set."""
+    out, i = [], 0
+    while (match := VARIABLE.search(text, i)) is not None:
+        out.append(text[i:match.start()])
+        if match.group(1) != "{":  # $$ is a dollar; $VAR is ${VAR}
+            out.append("$" if match.group(1) == "$" else required(match.group(1), env))
+            i = match.end()
+            continue
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        body = text[match.end():end - 1]
+        name, op, rest = re.match(r"(\w+)(:-|-|:\?|\?)?(.*)", body, re.S).groups()
+        value = env.get(name)
+        if op in (":-", "-") and (value is None or (op == ":-" and value == "")):
+            value = interpolate(rest, env)
+        if value is None or (op == ":?" and value == ""):
+            raise KeyError(f"${{{body}}} has no default")
+        out.append(value)
+        i = end
+    return "".join(out) + text[i:]
+
+
+def required(name: str, env: dict[str, str]) -> str:
+    if name not in env:
+        raise KeyError(f"${name} has no default")
+    return env[name]
+
+
+def resolved(node: Any, env: dict[str, str] | None = None) -> Any:
+    """A parsed compose file with every string interpolated."""
+    if isinstance(node, dict):
+        return {key: resolved(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolved(value, env) for value in node]
+    return interpolate(node, env or {}) if isinstance(node, str) else node
+
+
+def services(path: Path, env: dict[str, str] | None = None) -> dict[str, dict]:
+    return resolved(load(path), env)["services"]
+
+
+def our_services(path: Path, env: dict[str, str] | None = None) -> dict[str, dict]:
+    """The services that run polyfit's own images."""
+    return {name: service for name, service in services(path, env).items()
+            if str(service.get("image", "")).startswith("polyfit:")}
+
+
+def argv(service: dict) -> list[str]:
+    return [*service.get("entrypoint", []), *service.get("command", [])]
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+# --- compose files ---------------------------------------------------------------------
+
+def test_interpolate_follows_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("a$${b}c$$d", env) == "a${b}c$d"
+    assert interpolate("$SET-$$SET", env) == "x-$SET"
+    assert interpolate("${SET}/${EMPTY:-d}/${EMPTY-d}/${UNSET:-${SET}}", env) == "x/d//x"
+    with pytest.raises(KeyError):
+        interpolate("${UNSET}", env)
+    with pytest.raises(KeyError):
+        interpolate("ping -d cpu@$HOSTNAME", env)  # Compose would fill in the host's
+    with pytest.raises(KeyError):
+        interpolate("${EMPTY:?needed}", env)
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_file_matches_the_compose_spec(path: Path) -> None:
+    validator = jsonschema.Draft7Validator(json.loads(SPEC.read_text()))  # its $schema
+    document = load(path)
+    validator.validate(document)
+    validator.validate(resolved(document))  # every variable has a default
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_commands_name_entry_points_with_the_right_queue(path: Path) -> None:
+    for name, service in our_services(path).items():
+        args = argv(service)
+        assert args[0] in SCRIPTS, f"{name}: {args[0]} is not an entry point"
+        target = service["build"]["target"]
+        assert service["image"] == f"polyfit:{target}"
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+        if args[0] == "polyfit-worker":
+            assert option(args, "--queues") == target  # the cuda image serves the cuda queue
+            worker_cli.make_context("polyfit-worker", args[1:])  # the options parse
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_workers_restart_and_ping_their_own_node(path: Path) -> None:
+    for name, service in our_services(path).items():
+        args = argv(service)
+        if args[0] != "polyfit-worker":
+            continue
+        assert service["restart"] == "unless-stopped"
+        node = option(args, "--hostname").replace("%h", "$HOSTNAME")
+        check = service["healthcheck"]["test"]
+        assert check[0] == "CMD-SHELL"
+        assert f'inspect ping -d "{node}"' in check[1], name
+        assert "kill -s QUIT 1" in check[1]  # an unanswered worker is restarted
+        assert service["environment"]["POLYFIT_REDIS_URL"].startswith("redis://")
+
+
+def test_redis_persists_refuses_eviction_and_hides_its_password() -> None:
+    redis = services(ROOT / "docker-compose.yml", {"REDIS_PASSWORD": "pw"})["redis"]
+    command = " ".join(redis["command"])
+    for setting in ("--appendonly yes", "--appendfsync everysec",
+                    "--maxmemory-policy noeviction", "--requirepass pw"):
+        assert setting in command
+    volume, mount = redis["volumes"][0].split(":")
+    assert mount == "/data" and volume in load(ROOT / "docker-compose.yml")["volumes"]
+    check = redis["healthcheck"]["test"]
+    assert "redis-cli ping" in check[-1] and "pw" not in check[-1] and " -a " not in check[-1]
+    assert redis["environment"]["REDISCLI_AUTH"] == "pw"
+    assert "ports" not in redis  # published only through deploy/compose.expose.yml
+    assert services(ROOT / "deploy" / "compose.expose.yml")["redis"]["ports"]
+
+
+def test_every_client_of_redis_uses_its_password() -> None:
+    env = {"REDIS_PASSWORD": "pw"}
+    flower = services(ROOT / "docker-compose.yml", env)["flower"]
+    urls = [flower["environment"]["CELERY_BROKER_URL"]]
+    for path in COMPOSE_FILES:
+        urls += [s["environment"]["POLYFIT_REDIS_URL"] for s in our_services(path, env).values()]
+    assert urls and all(url == "redis://:pw@redis:6379/0" for url in urls)
+
+
+def test_worker_waits_for_redis_and_flower_is_a_monitor_profile() -> None:
+    stack = services(ROOT / "docker-compose.yml")
+    assert stack["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "profiles" not in stack["worker"] and "profiles" not in stack["redis"]
+    assert stack["flower"]["profiles"] == ["monitor"]
+    assert stack["flower"]["ports"][0].endswith(":5555")
+
+
+def test_cpu_pool_takes_replicas_and_concurrency_from_the_environment() -> None:
+    path = ROOT / "deploy" / "compose.cpu.yml"
+    worker = services(path, {"POLYFIT_CPU_REPLICAS": "3", "POLYFIT_CONCURRENCY": "5"})["worker"]
+    assert worker["deploy"]["replicas"] == "3"
+    assert option(worker["command"], "--concurrency") == "5"
+    assert option(worker["command"], "--queues") == "cpu"
+
+
+def test_cuda_pool_reserves_a_gpu_per_worker_process() -> None:
+    path = ROOT / "deploy" / "compose.cuda.yml"
+    worker = services(path, {"POLYFIT_CUDA_DEVICE": "1"})["worker-cuda"]
+    [device] = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert device["device_ids"] == ["1"]
+    assert option(worker["command"], "--queues") == "cuda"
+    assert option(worker["command"], "--concurrency") == "1"  # one process, one GPU
+
+
+@pytest.mark.parametrize("pool", ["compose.cpu.yml", "compose.cuda.yml"])
+def test_pool_files_stand_alone(pool: str) -> None:
+    for service in services(ROOT / "deploy" / pool).values():
+        assert "depends_on" not in service  # no Redis service in this file to wait for
+        assert "build" in service  # builds its own image
+    url = load(ROOT / "deploy" / pool)["x-polyfit-env"]["POLYFIT_REDIS_URL"]
+    assert url.startswith("${POLYFIT_REDIS_URL:-")  # point it at any Redis
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    names = {f"POLYFIT_{name.upper()}" for name in Settings.model_fields}
+    for path in COMPOSE_FILES:
+        names |= set(re.findall(r"\$\{(\w+)", path.read_text()))
+    assert sorted(name for name in names if not re.search(rf"^#? ?{name}=", text, re.M)) == []
+
+
+# --- the Dockerfile ----------------------------------------------------------------------
+
+def dockerfile_stages() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The Dockerfile's ARG defaults and each stage's instructions (continuations joined)."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    defaults, stages, stage = {}, {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if match := re.match(r"FROM \S+ AS (\w+)", line):
+            stage = stages.setdefault(match.group(1), [])
+        elif match := re.match(r"ARG (\w+)=(\S+)", line):
+            defaults[match.group(1)] = match.group(2)
+        if stage is not None:
+            stage.append(line)
+    return defaults, stages
+
+
+def pip_installs(stage: str) -> list[list[str]]:
+    """What each ``pip install`` of ``stage`` installs, ARGs filled in, options dropped."""
+    defaults, stages = dockerfile_stages()
+    installs = []
+    for line in stages[stage]:
+        if "pip install" not in line:
+            continue
+        words = shlex.split(interpolate(line.split("pip install", 1)[1], defaults))
+        names = [w for i, w in enumerate(words)
+                 if not w.startswith("-") and not words[i - 1].startswith("--index")]
+        installs.append(names)
+    return installs
+
+
+def wheel_installs(stage: str, wheel: Path) -> list[list[str]]:
+    """``stage``'s installs with the built wheel in place of ``$(echo /dist/polyfit-*.whl)``."""
+    return [[re.sub(r"\$\(echo /dist/polyfit-\*\.whl\)", str(wheel), name) for name in names]
+            for names in pip_installs(stage)]
+
+
+def test_dockerfile_targets_install_torch_then_the_wheel() -> None:
+    defaults, stages = dockerfile_stages()
+    torch = f"torch=={defaults['TORCH_VERSION']}"
+    assert pip_installs("cpu") == [[torch], ["$(echo /dist/polyfit-*.whl)[worker]"]]
+    assert pip_installs("cuda") == [[torch], ["$(echo /dist/polyfit-*.whl)[worker]"]]
+    assert pip_installs("client") == [["$(echo /dist/polyfit-*.whl)"]]
+    assert "download.pytorch.org/whl/cpu" in " ".join(stages["cpu"])
+    for target in ("cpu", "cuda", "client"):
+        lines = stages[target]
+        assert "USER polyfit" in lines  # not root
+        assert all("--no-cache-dir" in line for line in lines if "pip install" in line)
+        assert not any(re.search(r"apt-get|gcc|build-essential", line) for line in lines)
+        assert any("--mount=type=bind,from=wheel" in line for line in lines)  # wheel not kept
+    copied = " ".join(stages["wheel"])
+    for package in PACKAGES:
+        assert f"COPY {package} {package}" in copied
+
+
+def test_dockerignore_sends_only_the_package() -> None:
+    lines = (ROOT / ".dockerignore").read_text().split()
+    assert lines[lines.index("*") + 1:][:2] == ["!pyproject.toml", "!README.md"]
+    assert all(f"!{package}/" in lines for package in PACKAGES)
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert sorted(p.rstrip("*") for p in include["packages"]["find"]["include"]) == sorted(PACKAGES)
+
+
+# --- the wheel, installed the Dockerfile's way ------------------------------------------------
+
+def run(*args: str | Path, cwd: Path | None = None) -> str:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, timeout=600)
+    assert done.returncode == 0, f"{args}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def build_wheel(tmp: Path) -> Path:
+    """The wheel from the files the Dockerfile's wheel stage copies, built as it builds it."""
+    source = tmp / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", tmp / "dist", source)
+    [wheel] = (tmp / "dist").glob("polyfit-*.whl")
+    return wheel
+
+
+def venv_with(tmp: Path, name: str, installs: list[list[str]]) -> Path:
+    """A fresh virtual environment with ``installs`` done in order; returns its bin folder."""
+    run(sys.executable, "-m", "venv", "--without-pip", tmp / name)
+    bin_ = tmp / name / "bin"
+    for names in installs:  # this pip, into that venv; skipping .pyc files saves half the time
+        run(sys.executable, "-m", "pip", "--python", bin_ / "python", "install", "--quiet",
+            "--no-compile", *names)
+    return bin_
+
+
+@pytest.mark.integration
+def test_wheel_installs_as_in_the_dockerfile(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    wheel = build_wheel(tmp_path)
+    built = time.perf_counter()
+
+    client = venv_with(tmp_path, "client", wheel_installs("client", wheel))
+    assert "submit" in run(client / "polyfit-client", "--help")
+    no_torch = "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
+    assert subprocess.run([client / "python", "-c", no_torch]).returncode == 0  # client-only
+    client_done = time.perf_counter()
+
+    worker = venv_with(tmp_path, "worker", wheel_installs("cpu", wheel))
+    assert "--queues" in run(worker / "polyfit-worker", "--help")
+    assert "submit" in run(worker / "polyfit-client", "--help")  # the image carries the client
+    print(f"\nwheel {built - started:.1f} s, client venv {client_done - built:.1f} s, "
+          f"worker venv {time.perf_counter() - client_done:.1f} s")
+
+
+# --- scripts/gpu-check -------------------------------------------------------------------
+
+def test_gpu_check_explains_itself() -> None:
+    assert "--device" in run(sys.executable, ROOT / "scripts" / "gpu-check", "--help")
+
+
+@pytest.mark.integration
+def test_gpu_check_runs_its_pipeline_on_cpu() -> None:
+    """Everything gpu-check does but CUDA: Redis, a worker, one job per torch approach, the
+    in-process reference and the table."""
+    out = run(sys.executable, ROOT / "scripts" / "gpu-check", "--device", "cpu")
+    for approach in ("tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic"):
+        assert re.search(rf"^{approach} +cpu +[\d.]+ +[\d.e+-]+ +[\d.e+-]+$", out, re.M), out
+    assert "FAILED" not in out
