@@ -7,15 +7,18 @@ losses (goal: equal, relative 1e-4). Run: ``.venv/bin/python bench/approaches.py
 
 from __future__ import annotations
 
-import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
-import torch
+# Run as a script, this folder comes first on sys.path, and bench/queue.py would hide the
+# standard library's `queue`: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
 
 from bench import tutorial  # noqa: E402
 from models import FitRequest  # noqa: E402

@@ -14,6 +14,7 @@ from client.errors import JobCancelled, JobFailed, JobNotFound, RedisUnavailable
 from models import FitRequest, FitResult, JobRecord, JobState, JobStore, Settings, celery_config
 from models import JobNotFound as StoreJobNotFound
 from models.store import events_channel
+from models.sweep import SweepNotFound, SweepRecord, SweepRequest, SweepStore
 
 
 def redacted(url: str) -> str:
@@ -45,6 +46,10 @@ class PolyfitClient:
         except redis.AuthenticationError as error:
             raise RedisUnavailable(f"Redis at {url} refused the credentials ({error}) — check "
                                    "the password in POLYFIT_REDIS_URL") from error
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as error:
+            raise RedisUnavailable(f"Redis at {url} refused a write ({error}) — it is full "
+                                   "(maxmemory) or read-only; free space or fix the server"
+                                   ) from error
         except (redis.ConnectionError, redis.TimeoutError, OperationalError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise RedisUnavailable(
@@ -125,3 +130,70 @@ class PolyfitClient:
                 return self.store.cancel(job_id)
         except StoreJobNotFound:
             raise JobNotFound(f"job {job_id} not found") from None
+
+    # --- sweeps: many learning rates × seeds as one batched job ---
+
+    @property
+    def sweeps(self) -> SweepStore:
+        return SweepStore(self.store.redis, self.settings)
+
+    def sweep(self, sweep: SweepRequest) -> str:
+        """Queue a sweep (one job that fits all its members together); returns the sweep id.
+        Each member also gets a job id of its own, listed by ``sweep_result``."""
+        with self._reaching_redis():
+            sweep_id, _ = self.sweeps.create_sweep(sweep)
+            try:
+                self.celery.send_task("polyfit.sweep",
+                                      args=[sweep_id, sweep.model_dump(mode="json")],
+                                      queue=sweep.queue, task_id=sweep_id)
+            except Exception:
+                self.sweeps.delete_sweep(sweep_id)
+                raise
+        return sweep_id
+
+    def sweep_result(self, sweep_id: str) -> SweepRecord:
+        """The sweep as it is now: its state and its members, best final loss first."""
+        try:
+            with self._reaching_redis():
+                return self.sweeps.get_sweep(sweep_id)
+        except SweepNotFound:
+            raise JobNotFound(f"sweep {sweep_id} not found") from None
+
+    def wait_sweep(self, sweep_id: str, timeout: float | None = None,
+                   on_update: Callable[[dict[str, int], dict | None], None] | None = None
+                   ) -> SweepRecord:
+        """Block until every member finished; returns the sweep. ``on_update`` gets the
+        member counts by state and the batch's progress, about once a second."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._reaching_redis():
+                member_ids = self.sweeps.member_ids(sweep_id)
+                pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(events_channel(sweep_id))
+        except SweepNotFound:
+            raise JobNotFound(f"sweep {sweep_id} not found") from None
+        try:
+            while True:
+                with self._reaching_redis():
+                    states = self.sweeps.member_states(member_ids)
+                    progress = self.sweeps.progress_of(sweep_id) if on_update else None
+                if on_update:
+                    on_update({s.value: states.count(s) for s in JobState}, progress)
+                if all(s.finished for s in states):
+                    return self.sweep_result(sweep_id)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"sweep {sweep_id} not finished after {timeout:g} s; wait "
+                                      f"again with `polyfit-client sweep-result --wait {sweep_id}`")
+                with self._reaching_redis():
+                    pubsub.get_message(timeout=min(1.0, left) if left is not None else 1.0)
+        finally:
+            pubsub.close()
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, int]:
+        """Cancel every member of a sweep; returns how many got each outcome."""
+        try:
+            with self._reaching_redis():
+                return self.sweeps.cancel_sweep(sweep_id)
+        except SweepNotFound:
+            raise JobNotFound(f"sweep {sweep_id} not found") from None

@@ -62,6 +62,8 @@ def cli(ctx: click.Context, redis_url: str) -> None:
     """Submit curve fits to polyfit workers and fetch their results."""
     try:
         ctx.obj = PolyfitClient(redis_url)
+    except ValidationError as error:  # a POLYFIT_* setting out of range
+        raise InvalidRequest(f"settings: {describe(error)}") from None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--redis-url") from None
 

@@ -133,4 +133,4 @@ def describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
+    return " ".join("; ".join(parts).split())  # one line, whatever the keys hold

@@ -24,8 +24,12 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         3600, gt=0, description="seconds before Redis re-delivers an unacknowledged message"
     )
-    lease_seconds: float = Field(15.0, gt=0, description="a running job's lease, renewed by its worker")
-    max_attempts: int = Field(3, ge=1, description="deliveries before a job whose worker dies fails")
+    lease_seconds: float = Field(
+        15.0, gt=0, description="a running job's lease, renewed by its worker"
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="deliveries before a job whose worker dies fails"
+    )
     auto_queue: Literal["cpu", "cuda"] = "cpu"
     progress_interval: float = Field(0.1, ge=0, description="least seconds between progress writes")
 
@@ -56,7 +60,17 @@ def celery_config(settings: Settings) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_transport_options": broker_transport_options(settings.visibility_timeout),
         "broker_connection_retry_on_startup": True,
         "task_default_queue": "cpu",
     }
+
+
+def broker_transport_options(visibility_timeout: int) -> dict:
+    """Redis broker options: a message unacknowledged for ``visibility_timeout`` seconds (its
+    worker died) is delivered again; workers look for such messages at a quarter of that
+    period, at most every 100 s (kombu's default), so a short timeout acts promptly too."""
+    sweep = max(1, min(100, visibility_timeout // 4))
+    interval = min(10, sweep)
+    return {"visibility_timeout": visibility_timeout, "unacked_restore_interval": interval,
+            "unacked_restore_throttle": max(1, sweep // interval)}

@@ -77,15 +77,22 @@ return 1
 """
 
 # KEYS: job, lease, running. ARGV: job_id
+# A lapsed job turns 'queued' but stays in the running set until its message is sent
+# (``requeued``), so a reaper that dies in between leaves it for the next round to send.
 _REAP = """
 local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' then return 'requeue' end
 if state ~= 'running' then redis.call('SREM', KEYS[3], ARGV[1]); return 'gone' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
 redis.call('HSET', KEYS[1], 'state', 'queued')
 redis.call('HINCRBY', KEYS[1], 'requeues', 1)
 redis.call('HDEL', KEYS[1], 'token')
-redis.call('SREM', KEYS[3], ARGV[1])
-return 'requeued'
+return 'requeue'
+"""
+
+# KEYS: job, running. ARGV: job_id
+_REQUEUED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then redis.call('SREM', KEYS[2], ARGV[1]) end
 """
 
 # KEYS: job. ARGV: now, ttl_seconds
@@ -103,6 +110,12 @@ return state
 """
 
 
+def attempt_token(worker: str, pid: int) -> str:
+    """The start of the token of an attempt run by process ``pid`` of ``worker``: what the
+    worker's main process, which knows only those two, can tell its own attempts by."""
+    return f"{worker}/{pid}/"
+
+
 class JobNotFound(KeyError):
     """No job with this id exists (or it expired)."""
 
@@ -117,6 +130,7 @@ class JobStore:
         self._renew = redis_client.register_script(_RENEW)
         self._finish = redis_client.register_script(_FINISH)
         self._reap = redis_client.register_script(_REAP)
+        self._requeued = redis_client.register_script(_REQUEUED)
         self._cancel = redis_client.register_script(_CANCEL)
 
     @classmethod
@@ -260,12 +274,14 @@ class JobStore:
             self.redis.expire(key, self.ttl)
         self.publish(job_id, JobState.FAILED.value)
 
-    def fail_running(self, job_id: str, error: JobError) -> None:
-        """Fail a running job whose process was killed (the hard time limit)."""
+    def fail_running(self, job_id: str, error: JobError, attempt: str = "") -> None:
+        """Fail a running job whose process was killed (the hard time limit). With ``attempt``
+        (see ``attempt_token``), only while that attempt is the job's current one: the lease
+        of a stuck attempt may have lapsed and another attempt be running it by now."""
         key = job_key(job_id)
-        if self.redis.hget(key, "state") != JobState.RUNNING.value:
+        state, token = self.redis.hmget(key, "state", "token")
+        if state != JobState.RUNNING.value or not (token or "").startswith(attempt):
             return
-        token = self.redis.hget(key, "token") or ""
         self._end(job_id, token, JobState.FAILED, error=error.model_dump_json())
 
     def _end(self, job_id: str, token: str, state: JobState, **fields: str) -> bool:
@@ -279,14 +295,20 @@ class JobStore:
         return done
 
     def reap(self) -> list[str]:
-        """Put back in the queue the running jobs whose lease lapsed; returns their ids."""
-        requeued = []
+        """Mark queued again the running jobs whose lease lapsed; returns the ids that need a
+        message sent, after which the caller must call ``requeued``. Sending one twice (two
+        reapers, or a retry after a failed send) is harmless: only one delivery claims it."""
+        lapsed = []
         for job_id in self.redis.smembers(RUNNING):
             keys = [job_key(job_id), lease_key(job_id), RUNNING]
-            if self._reap(keys=keys, args=[job_id]) == "requeued":
-                requeued.append(job_id)
-                self.publish(job_id, "requeued")
-        return requeued
+            if self._reap(keys=keys, args=[job_id]) == "requeue":
+                lapsed.append(job_id)
+        return lapsed
+
+    def requeued(self, job_id: str) -> None:
+        """The lapsed job's message is sent: it leaves the running set (unless already claimed)."""
+        self._requeued(keys=[job_key(job_id), RUNNING], args=[job_id])
+        self.publish(job_id, "requeued")
 
     def publish(self, job_id: str, event: str) -> None:
         self.redis.publish(events_channel(job_id), event)

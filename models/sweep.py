@@ -30,7 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.job import FitResult, JobError, JobRecord, JobState
 from models.request import FitRequest
-from models.store import PREFIX, RUNNING, JobNotFound, JobStore, events_channel, job_key, lease_key
+from models.store import (
+    JOBS,
+    PREFIX,
+    RUNNING,
+    JobNotFound,
+    JobStore,
+    events_channel,
+    job_key,
+    lease_key,
+)
 
 SWEEPS = f"{PREFIX}:sweeps"
 MAX_MEMBERS = 16_384
@@ -189,7 +198,7 @@ class SweepStore(JobStore):
                 "job_id": job_id, "state": JobState.QUEUED.value, "queue": request.queue,
                 "request": request.model_dump_json(), "submitted_at": repr(now),
                 "attempts": 0, "requeues": 0, "sweep_id": sweep_id})
-        pipe.zadd(f"{PREFIX}:jobs", dict.fromkeys(member_ids, now))
+        pipe.zadd(JOBS, dict.fromkeys(member_ids, now))
         pipe.hset(sweep_key(sweep_id), mapping={
             "sweep_id": sweep_id, "queue": sweep.queue, "request": sweep.model_dump_json(),
             "members": json.dumps(member_ids), "submitted_at": repr(now), "attempts": 0})
@@ -204,7 +213,7 @@ class SweepStore(JobStore):
         for job_id in member_ids:
             pipe.delete(job_key(job_id), lease_key(job_id))
         if member_ids:
-            pipe.zrem(f"{PREFIX}:jobs", *member_ids)
+            pipe.zrem(JOBS, *member_ids)
         pipe.delete(sweep_key(sweep_id))
         pipe.zrem(SWEEPS, sweep_id)
         pipe.execute()

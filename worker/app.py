@@ -18,16 +18,20 @@ settings = Settings()
 app = Celery("polyfit")
 app.conf.update(
     celery_config(settings),
+    broker_transport="worker.refusals:Transport",  # a malformed message cannot stop it
+    worker_consumer="worker.refusals:Consumer",  # a refused message fails its job
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     task_time_limit=settings.hard_time_limit,
-    task_soft_time_limit=settings.soft_time_limit + 5,  # the fit checks the soft limit itself
+    # The fit checks the soft limit itself; Celery's, a little later, stops one stuck in Python.
+    task_soft_time_limit=settings.soft_time_limit
+    + min(5.0, (settings.hard_time_limit - settings.soft_time_limit) / 2),
     broker_connection_max_retries=None,  # keep reconnecting to Redis, never give up
     worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_hijack_root_logger=False,
-    imports=["worker.tasks"],
+    imports=["worker.tasks", "worker.sweep_tasks", "worker.ping"],
 )
 
 
@@ -64,6 +68,7 @@ def requeue_lapsed(store: JobStore) -> list[str]:
         record = store.get(job_id)
         app.send_task("polyfit.fit", args=[job_id, record.request], queue=record.queue,
                       task_id=job_id)
+        store.requeued(job_id)
         log.warning("re-queued job %s: its worker stopped renewing the lease", job_id)
     return job_ids
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from models import FitRequest, JobError, JobStore
 from models.request import describe
+from models.store import attempt_token
 from worker.app import app, settings
 from worker.fit import Cancelled, FitStopped, Report
 from worker.run import resolve_device, run_fit, with_seed
@@ -64,13 +65,16 @@ class JobRequest(Request):
         super().on_timeout(soft, timeout)
         if not soft and self.args:
             store().fail_running(str(self.args[0]), JobError(
-                type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s, hard)"))
+                type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s, hard)"),
+                attempt_token(self.hostname, self.worker_pid))
 
 
 @app.task(name="polyfit.fit", bind=True, Request=JobRequest,
           autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True,
           retry_backoff_max=60, max_retries=10)
 def fit(self, job_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
+    if not isinstance(job_id, str) or not job_id:
+        job_id = self.request.id  # the client sends each job with its id as the task id
     run_job(job_id, request, self.request.hostname or socket.gethostname())
 
 
@@ -88,7 +92,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         log.error("job %s refused: %s", job_id, describe(error))
         return
 
-    token = uuid.uuid4().hex
+    token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
     outcome = jobs.claim(job_id, token, worker)
     if outcome != "claimed":
         log.info("job %s not run: %s", job_id, outcome)

@@ -3,8 +3,8 @@
 A batched fit calls ``due(t)`` every step (cheap, no device sync) and ``record(t, losses)``
 at the recorded steps with the (K,) losses of all members. A member whose loss is NaN or
 infinite is diverged, with the same message and history a single job would have; members
-whose cancel was asked for stop at the next poll. The fit freezes the rows ``take_stopped``
-hands it, so stopped members cost nothing more and never disturb the others.
+whose cancel was asked for stop at the next poll, and all stop past the time limit. The fit
+freezes the rows ``take_stopped`` hands it, so stopped members never disturb the others.
 """
 
 from __future__ import annotations
@@ -85,11 +85,14 @@ class BatchReport:
             self._fresh.append(row)
 
     def poll(self, t: int) -> None:
-        """Stop the members whose cancel was asked for; raise past the time limit."""
+        """Stop the members whose cancel was asked for, or all of them past the time limit."""
         now = time.perf_counter()
         if self.time_limit is not None and now - self.started > self.time_limit:
-            raise TimeLimitExceeded(f"time limit exceeded ({self.time_limit:g} s) after "
-                                    f"{now - self.started:.1f} s", [])
+            message = (f"time limit exceeded ({self.time_limit:g} s) after "
+                       f"{now - self.started:.1f} s")
+            for row in range(self.size):
+                self.stop(row, TimeLimitExceeded(message, self.histories[row]))
+            return
         if now - self._last_poll < self.poll_seconds:
             return
         self._last_poll = now

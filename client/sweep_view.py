@@ -1,0 +1,64 @@
+"""How the CLI shows sweeps: the member table best first, and progress while waiting."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from models.sweep import SweepRecord
+
+
+def show_sweep(record: SweepRecord, console: Console, limit: int | None = None) -> None:
+    """The sweep's state and counts, then its members best first (``limit`` rows)."""
+    request = record.request["base"]
+    counts = ", ".join(f"{n} {state}" for state, n in record.counts().items() if n)
+    where = f" on {record.device} by {record.worker}" if record.worker else ""
+    console.print(f"sweep {record.sweep_id} {record.state.value}: {len(record.members)} members "
+                  f"of {request['approach']}{where} ({counts})")
+    if record.fit_seconds is not None:
+        console.print(f"batch ran {record.fit_seconds:.3f} s")
+    best = record.best
+    if best is not None:
+        console.print(f"best: learning_rate {best.learning_rate:g}, seed {best.seed}, final loss "
+                      f"{best.final_loss:.6g} (job {best.job_id})")
+    table = Table(box=None)
+    for name in ("#", "job id", "lr", "seed", "state", "final loss"):  # ids whole, to copy
+        table.add_column(name, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    shown = record.members if limit is None else record.members[:limit]
+    for rank, member in enumerate(shown, 1):
+        loss = "" if member.final_loss is None else f"{member.final_loss:.6g}"
+        error = f"{member.error.type}: {member.error.message}" if member.error else ""
+        table.add_row(str(rank), member.job_id, f"{member.learning_rate:g}", str(member.seed),
+                      member.state.value, loss, error)
+    console.print(table)
+    if len(shown) < len(record.members):
+        console.print(f"… {len(record.members) - len(shown)} more (--limit, or --json for all)")
+
+
+class SweepProgress:
+    """One line on stderr whenever the counts or the batch's step change."""
+
+    def __init__(self, sweep_id: str, quiet: bool = False) -> None:
+        self.sweep_id, self.quiet = sweep_id, quiet
+        self.console = Console(stderr=True, highlight=False)
+        self.last = ""
+        self.started = time.monotonic()
+
+    def __call__(self, counts: dict[str, int], progress: dict | None) -> None:
+        if self.quiet:
+            return
+        done = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        line = f"sweep {self.sweep_id}: {done}"
+        if progress:
+            best = progress.get("best_loss")
+            line += f"; step {progress['step'] + 1}/{progress['steps']}"
+            if best is not None:
+                line += f", best loss {best:.6g}"
+        if line != self.last:
+            self.last = line
+            end = "\r" if sys.stderr.isatty() else "\n"
+            self.console.print(f"{line} ({time.monotonic() - self.started:.1f} s)", end=end)

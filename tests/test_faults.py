@@ -1,0 +1,266 @@
+"""Faults: workers killed with real signals, Redis restarted or gone, limits hit — no job lost.
+
+Every test runs a real ``redis-server`` and real ``polyfit-worker`` process groups. Workers
+get a 2 s lease so that a lost worker's job is re-queued within seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from pydantic import ValidationError
+
+from client import PolyfitClient
+from client.embedded import EmbeddedRedis, free_port
+from client.errors import JobCancelled, JobFailed, RedisUnavailable
+from conftest import Worker, cli
+from models import FitRequest, JobRecord, JobState, Settings
+
+pytestmark = pytest.mark.integration
+
+FAST = {"POLYFIT_LEASE_SECONDS": "2"}
+SMALL = FitRequest(approach="numpy", steps=5, seed=1)
+LONG = FitRequest(approach="tensor", steps=1_000_000, seed=1, record_every=100)  # ~20 s
+RERUN = FitRequest(approach="tensor", steps=80_000, seed=1, record_every=100)  # a few s
+
+
+def eventually(check: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return found
+
+
+def running(client: PolyfitClient, job_id: str) -> JobRecord:
+    """Wait until the job is running and has reported progress (it is mid-fit)."""
+    def mid_fit() -> JobRecord | None:
+        record = client.status(job_id)
+        return record if record.state == JobState.RUNNING and record.progress else None
+    return eventually(mid_fit, 90, f"job {job_id} to run")
+
+
+def ready(client: PolyfitClient) -> None:
+    """Wait until a worker consumes: one small job round trip."""
+    client.wait(client.submit(SMALL), timeout=90)
+
+
+def pool_children(worker: Worker) -> list[psutil.Process]:
+    return psutil.Process(worker.process.pid).children()
+
+
+def test_sigkilled_worker_job_runs_again_once(redis_server, start_worker):
+    """A worker SIGKILLed mid-job: its lease lapses, another worker runs the job to one result;
+    a late duplicate delivery of the finished job changes nothing."""
+    client = PolyfitClient(redis_server.url)
+    workers = {name: start_worker(redis_server.url, name=name, env=FAST) for name in "ab"}
+    job_id = client.submit(RERUN)
+    first = running(client, job_id)
+    victim = first.worker.split("-")[0]
+    survivor = workers["b" if victim == "a" else "a"]
+    workers[victim].signal(signal.SIGKILL)
+    killed_at = time.time()
+
+    record = client.wait(job_id, timeout=60)  # re-run and finished within a minute
+    print(f"\nkill: job re-run on the live worker {record.started_at - killed_at:.1f} s after "
+          f"the SIGKILL, finished {record.finished_at - killed_at:.1f} s after it")
+
+    assert record.state == JobState.SUCCEEDED and record.result is not None
+    assert (record.attempts, record.requeues) == (2, 1)
+    assert record.worker.startswith("b-" if victim == "a" else "a-")
+    assert record.started_at > killed_at
+    assert f"re-queued job {job_id}" in survivor.log()
+
+    client.celery.send_task("polyfit.fit", args=[job_id, record.request], queue="cpu",
+                            task_id=job_id)
+    eventually(lambda: f"job {job_id} not run: succeeded" in survivor.log(), 30,
+               "the duplicate delivery")
+    assert client.status(job_id) == record
+
+
+def test_redelivery_past_the_visibility_timeout_does_not_run_a_leased_job_twice(
+        redis_server, start_worker):
+    """Redis hands a running job's message to a second worker (one whose visibility timeout
+    is shorter than the job): the live lease makes that delivery a no-op."""
+    client = PolyfitClient(redis_server.url)
+    start_worker(redis_server.url, name="a", env=FAST)
+    job_id = client.submit(LONG)
+    running(client, job_id)
+    eager = start_worker(redis_server.url, name="b", env={
+        **FAST, "POLYFIT_VISIBILITY_TIMEOUT": "3", "POLYFIT_HARD_TIME_LIMIT": "2",
+        "POLYFIT_SOFT_TIME_LIMIT": "1"})
+
+    eventually(lambda: f"job {job_id} not run: leased" in eager.log(), 60,
+               "the second delivery")
+    record = client.status(job_id)
+    assert (record.state, record.attempts, record.requeues) == (JobState.RUNNING, 1, 0)
+    assert record.worker.startswith("a-")
+    client.cancel(job_id)
+    with pytest.raises(JobCancelled):
+        client.wait(job_id, timeout=30)
+    assert client.status(job_id).attempts == 1
+
+
+def test_settings_keep_visibility_timeout_above_the_time_limits(tmp_path: Path):
+    """Redis must never re-deliver a job that may still be running: the limits are ordered."""
+    Settings(soft_time_limit=1, hard_time_limit=2, visibility_timeout=3)
+    with pytest.raises(ValidationError, match="POLYFIT_VISIBILITY_TIMEOUT"):
+        Settings(hard_time_limit=700, visibility_timeout=700)
+    with pytest.raises(ValidationError, match="POLYFIT_SOFT_TIME_LIMIT"):
+        Settings(soft_time_limit=60, hard_time_limit=30)
+
+    done = cli("status", "x", env={"POLYFIT_HARD_TIME_LIMIT": "5000"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "POLYFIT_VISIBILITY_TIMEOUT (3600) must exceed" in done.stderr
+
+    worker = Worker("redis://127.0.0.1:1/0", tmp_path / "bad.log", env={
+        "POLYFIT_SOFT_TIME_LIMIT": "90", "POLYFIT_HARD_TIME_LIMIT": "100",
+        "POLYFIT_VISIBILITY_TIMEOUT": "50"})
+    assert worker.process.wait(60) != 0
+    assert "POLYFIT_VISIBILITY_TIMEOUT (50) must exceed" in worker.log()
+
+
+def test_redis_restart_with_append_only_keeps_queued_and_finished_jobs(tmp_path, start_worker):
+    server = EmbeddedRedis(directory=tmp_path / "aof", appendonly=True).start()
+    try:
+        client = PolyfitClient(server.url)
+        first = start_worker(server.url, env=FAST)
+        finished = client.wait(client.submit(SMALL), timeout=90)
+        first.stop()
+        queued = [client.submit(SMALL) for _ in range(3)]
+
+        server.stop()
+        server.start()
+
+        assert client.status(finished.job_id) == finished
+        assert client.result(finished.job_id) == finished.result
+        assert [client.status(j).state for j in queued] == [JobState.QUEUED] * 3
+        start_worker(server.url, env=FAST)
+        for job_id in queued:
+            assert client.wait(job_id, timeout=90).state == JobState.SUCCEEDED
+    finally:
+        server.stop()
+
+
+def test_worker_survives_redis_loss_mid_job_and_keeps_consuming(tmp_path, start_worker):
+    """Redis killed while a job runs and back 3 s later (longer than the lease): the job is
+    not lost, and the worker reconnects and takes new jobs."""
+    server = EmbeddedRedis(directory=tmp_path / "aof", appendonly=True).start()
+    try:
+        client = PolyfitClient(server.url)
+        worker = start_worker(server.url, env=FAST)
+        ready(client)
+        job_id = client.submit(RERUN)
+        running(client, job_id)
+
+        server.kill()
+        time.sleep(3)
+        server.start()
+
+        record = client.wait(job_id, timeout=120)
+        assert record.state == JobState.SUCCEEDED and record.attempts in (1, 2)
+        after = client.wait(client.submit(SMALL), timeout=60)
+        assert after.state == JobState.SUCCEEDED and after.attempts == 1
+        assert worker.alive()
+    finally:
+        server.stop()
+
+
+def test_unreachable_redis_exits_4_with_one_line():
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for args in (["status", "x"], ["submit", "--approach", "numpy"], ["wait", "x"]):
+        done = cli("--redis-url", url, *args)
+        assert done.returncode == 4, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert "is unreachable" in done.stderr
+    with pytest.raises(RedisUnavailable, match="unreachable"):
+        PolyfitClient(url).submit(SMALL)
+
+
+def test_full_redis_refuses_a_submit_with_exit_4(redis_server):
+    redis.Redis.from_url(redis_server.url).config_set("maxmemory", 1)
+    done = cli("--redis-url", redis_server.url, "submit", "--approach", "numpy")
+    assert done.returncode == 4, done.stderr
+    assert "refused a write" in done.stderr and "maxmemory" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def limited(redis_server, start_worker) -> tuple[PolyfitClient, Worker]:
+    """A worker whose fits stop after 2 s (soft) and whose pool kills a fit after 4 s (hard);
+    the lease (15 s) outlasts both."""
+    worker = start_worker(redis_server.url, env={
+        "POLYFIT_SOFT_TIME_LIMIT": "2", "POLYFIT_HARD_TIME_LIMIT": "4"})
+    return PolyfitClient(redis_server.url), worker
+
+
+def test_time_limits_fail_the_job_and_the_worker_lives(limited):
+    client, worker = limited
+    soft = client.submit(LONG)
+    with pytest.raises(JobFailed, match="time limit exceeded"):
+        client.wait(soft, timeout=90)
+    record = client.status(soft)
+    assert record.error.type == "TimeLimitExceeded" and record.partial_history
+
+    hard = client.submit(LONG)  # a fit stuck where it cannot check the clock: SIGSTOPped
+    running(client, hard)
+    (child,) = pool_children(worker)
+    child.send_signal(signal.SIGSTOP)
+    with pytest.raises(JobFailed, match=r"time limit exceeded \(4 s, hard\)"):
+        client.wait(hard, timeout=60)
+    assert client.status(hard).attempts == 1
+
+    assert client.wait(client.submit(SMALL), timeout=60).state == JobState.SUCCEEDED
+    assert worker.alive()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Iterator[tuple[PolyfitClient, Worker]]:
+    """Redis and one worker with default settings, for the tests that leave both as they were."""
+    directory = tmp_path_factory.mktemp("shared")
+    server = EmbeddedRedis(directory=directory / "redis").start()
+    worker = Worker(server.url, directory / "worker.log")
+    yield PolyfitClient(server.url), worker
+    worker.stop()
+    server.stop()
+
+
+def test_divergence_fails_with_the_step_and_a_hint(shared):
+    client, worker = shared
+    job_id = client.submit(FitRequest(approach="tensor", learning_rate=1.0, steps=1000,
+                                      record_every=1, seed=1))
+    with pytest.raises(JobFailed, match=r"diverged at step \d+ .*lower learning_rate"):
+        client.wait(job_id, timeout=90)
+    record = client.status(job_id)
+    assert record.error.type == "Diverged" and len(record.partial_history) >= 1
+    assert record.attempts == 1  # a deterministic failure is not retried
+    assert "Retry in" not in worker.log()
+
+
+def test_cancel_stops_a_running_job_within_a_second_and_a_queued_one_before_it_runs(shared):
+    client, _ = shared
+    busy = client.submit(LONG)
+    waiting = client.submit(SMALL)
+    running(client, busy)
+
+    assert client.cancel(waiting) == "cancelled"
+    asked = time.time()
+    assert client.cancel(busy) == "requested"
+    with pytest.raises(JobCancelled):
+        client.wait(busy, timeout=30)
+
+    stopped = client.status(busy)
+    print(f"\ncancel: running job stopped {stopped.finished_at - asked:.3f} s after the request")
+    assert stopped.finished_at - asked < 1.0
+    assert stopped.partial_history
+    ready(client)  # the worker has taken the cancelled message by now, and skipped it
+    skipped = client.status(waiting)
+    assert (skipped.state, skipped.attempts, skipped.started_at) == (JobState.CANCELLED, 0, None)

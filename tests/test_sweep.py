@@ -1,0 +1,259 @@
+"""Sweeps: a batch of learning rates × seeds equals the same requests run as single jobs,
+members fail alone, and the service runs sweeps end to end with a record per member."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from conftest import cli, requires_cuda
+from models import FitRequest, JobState
+from models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
+from worker.approaches.nn import coefficients_of, linear_model
+from worker.batched.polynomial import ExplicitGradient
+from worker.batched.report import BatchReport
+from worker.fit import Diverged, FitStopped, Report, make_problem
+from worker.run import run_fit
+from worker.sweep import run_sweep
+
+# (approach, extra request fields, learning rates): 2 learning rates × 2 seeds each.
+CASES = [
+    ("numpy", {}, [1e-6, 3e-6]),
+    ("tensor", {}, [1e-6, 3e-6]),
+    ("autograd", {}, [1e-6, 3e-6]),
+    ("legendre", {}, [5e-6, 3e-6]),
+    ("nn", {}, [1e-6, 3e-6]),
+    ("nn", {"dtype": "float64", "target": "exp", "degree": 2}, [1e-6, 2e-6]),
+    ("optim", {}, [1e-3, 3e-3]),
+    ("optim", {"optimizer": "sgd"}, [1e-6, 2e-6]),
+    ("optim", {"optimizer": "adam"}, [1e-3, 3e-3]),
+    ("module", {}, [1e-6, 3e-6]),
+    ("module", {"optimizer": "rmsprop"}, [1e-3, 2e-3]),
+    ("module", {"optimizer": "adam"}, [1e-3, 2e-3]),
+    ("dynamic", {"steps": 600, "record_every": 100}, [1e-8, 2e-8]),
+]
+SEEDS = [0, 7]
+
+
+def members(approach: str, extra: dict, learning_rates: list[float],
+            seeds: list[int] = SEEDS) -> list[FitRequest]:
+    base = FitRequest(approach=approach, **{"steps": 400, "record_every": 50, "device": "cpu",
+                                            **extra})
+    return SweepRequest(base=base, learning_rates=learning_rates, seeds=seeds).members()
+
+
+def single(request: FitRequest):
+    return run_fit(request, Report(request.record_every, request.steps), "cpu")
+
+
+def assert_same_fit(batched, alone, tolerance: float) -> None:
+    """Equal coefficients (relative to the largest; sin's a and c head for 0, where a
+    coefficient's own relative error means nothing), final loss and loss history."""
+    assert batched.initial_coefficients == alone.initial_coefficients
+    scale = max(abs(v) for v in alone.coefficients.values())
+    for name, value in alone.coefficients.items():
+        assert batched.coefficients[name] == pytest.approx(value, abs=tolerance * scale), name
+    assert batched.final_loss == pytest.approx(alone.final_loss, rel=tolerance)
+    assert [s for s, _ in batched.loss_history] == [s for s, _ in alone.loss_history]
+    for (_, got), (_, want) in zip(batched.loss_history, alone.loss_history, strict=True):
+        assert got == pytest.approx(want, rel=tolerance)
+    # the optimum comes from each device's own float32 x, so cuda and cpu differ in ulps
+    assert batched.optimum_loss == pytest.approx(alone.optimum_loss, rel=1e-6)
+    assert batched.formula.startswith("y = ") and batched.steps_run == alone.steps_run
+
+
+@pytest.mark.parametrize(("approach", "extra", "learning_rates"), CASES,
+                         ids=[f"{a}-{'-'.join(map(str, e.values()))}" for a, e, _ in CASES])
+def test_batched_equals_single(approach, extra, learning_rates):
+    requests = members(approach, extra, learning_rates)
+    report = BatchReport(len(requests), requests[0].record_every, requests[0].steps)
+    results = run_sweep(requests, report, "cpu")
+    assert not report.stopped
+    for request, batched in zip(requests, results, strict=True):
+        assert_same_fit(batched, single(request), 1e-5)
+
+
+@pytest.mark.parametrize(("approach", "extra", "learning_rates"), [
+    ("nn", {}, [1e-6, 3e-6, 2e-6]), ("optim", {"optimizer": "adam"}, [1e-3, 3e-3, 2e-3])])
+def test_members_in_cpu_blocks_equal_single(monkeypatch, approach, extra, learning_rates):
+    """On the CPU members go through in cache-sized blocks: here of 4 rows, for 6 members."""
+    monkeypatch.setattr(ExplicitGradient, "CPU_BLOCK_BYTES", 4 * 2000 * 4)
+    requests = members(approach, extra, learning_rates)
+    report = BatchReport(len(requests), requests[0].record_every, requests[0].steps)
+    for request, batched in zip(requests, run_sweep(requests, report, "cpu"), strict=True):
+        assert_same_fit(batched, single(request), 1e-5)
+
+
+@pytest.mark.parametrize("extra", [{}, {"degree": 5, "dtype": "float64"}])
+def test_members_draw_their_single_jobs_start(extra):
+    requests = members("nn", {"steps": 1, **extra}, [1e-6], seeds=[3, 4, 5])
+    problem = make_problem(requests[0], "cpu")
+    drawn = [coefficients_of(linear_model(problem, r)) for r in requests]
+    report = BatchReport(len(requests), 50, 1)
+    starts = [r.initial_coefficients for r in run_sweep(requests, report, "cpu")]
+    assert starts == drawn
+    assert len({tuple(s.values()) for s in starts}) == 3
+
+
+@pytest.mark.parametrize(("approach", "extra", "high", "low"), [
+    ("numpy", {}, 1e-3, 1e-6), ("nn", {}, 1e-3, 1e-6), ("autograd", {}, 1e-3, 1e-6),
+    ("legendre", {}, 1e-2, 5e-6), ("module", {"optimizer": "sgd"}, 1e-3, 1e-6)])
+def test_diverging_members_fail_alone(approach, extra, high, low):
+    requests = members(approach, extra, [high, low], seeds=[0])
+    report = BatchReport(len(requests), requests[0].record_every, requests[0].steps)
+    results = run_sweep(requests, report, "cpu")
+    try:
+        single(requests[0])
+    except FitStopped as stop:
+        expected = stop
+    else:
+        raise AssertionError(f"{approach} at learning rate {high} should diverge")
+    assert results[0] is None and isinstance(report.stopped[0], Diverged)
+    assert str(report.stopped[0]) == str(expected)
+    assert [s for s, _ in report.histories[0]] == [s for s, _ in expected.history]
+    assert [v for _, v in report.histories[0]] == pytest.approx([v for _, v in expected.history],
+                                                               rel=1e-5)
+    assert 1 not in report.stopped
+    assert_same_fit(results[1], single(requests[1]), 1e-5)
+
+
+def test_cancelled_member_stops_alone_and_time_limit_stops_all():
+    requests = members("tensor", {"steps": 500}, [1e-6], seeds=[0, 1, 2])
+    report = BatchReport(3, 50, 500, cancels_requested=lambda: {1}, poll_seconds=0)
+    results = run_sweep(requests, report, "cpu")
+    assert results[1] is None and type(report.stopped[1]).__name__ == "Cancelled"
+    assert results[0] is not None and results[2] is not None
+    assert results[0].final_loss == pytest.approx(single(requests[0]).final_loss, rel=1e-5)
+
+    report = BatchReport(3, 50, 500, time_limit=0.0)
+    assert run_sweep(requests, report, "cpu") == [None, None, None]
+    assert {type(s).__name__ for s in report.stopped.values()} == {"TimeLimitExceeded"}
+
+
+def test_sweep_request_validation():
+    base = FitRequest(approach="nn", seed=5)
+    sweep = SweepRequest(base=base, learning_rates=[1e-6, 3e-6], seeds=[0, 1, 2])
+    assert [(r.learning_rate, r.seed) for r in sweep.members()] == [
+        (1e-6, 0), (1e-6, 1), (1e-6, 2), (3e-6, 0), (3e-6, 1), (3e-6, 2)]
+    alone = SweepRequest(base=base)
+    assert [(r.learning_rate, r.seed) for r in alone.members()] == [(1e-6, 5)]
+    drawn = SweepRequest(base=FitRequest(approach="legendre"))
+    assert drawn.seeds[0] is not None and drawn.learning_rates == [5e-6]
+    refusals = [
+        ({"base": {"approach": "exact"}}, "exact"),
+        ({"base": base, "seeds": [1, 1]}, "seeds"),
+        ({"base": base, "learning_rates": [0.0]}, "learning_rates"),
+        ({"base": base, "seeds": [-1]}, "seeds"),
+        ({"base": base, "seeds": list(range(MAX_MEMBERS + 1))}, "limit"),
+        ({"base": base, "bogus": 1}, "bogus"),
+    ]
+    for fields, named in refusals:
+        with pytest.raises(ValidationError, match=named):
+            SweepRequest.model_validate(fields)
+
+
+def test_sweep_state_from_members():
+    q, r, s, f, c = (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED,
+                     JobState.CANCELLED)
+    assert sweep_state([q, q]) == q
+    assert sweep_state([s, q]) == r and sweep_state([r, q]) == r
+    assert sweep_state([s, f, c]) == s
+    assert sweep_state([f, c]) == f and sweep_state([c, c]) == c
+
+
+@pytest.mark.integration
+def test_sweep_through_the_service(service, redis_server):
+    client, _ = service
+    env = {"POLYFIT_REDIS_URL": redis_server.url}
+    run = cli("sweep", "--approach", "nn", "--learning-rate", "1e-6,3e-6,1e-3", "--seeds", "0-1",
+              "--steps", "300", "--device", "cpu", "--wait", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["state"] == "succeeded" and len(document["members"]) == 6
+    assert document["counts"]["succeeded"] == 4 and document["counts"]["failed"] == 2
+    listed = document["members"]
+    losses = [m["final_loss"] for m in listed[:4]]
+    assert losses == sorted(losses) and document["best"] == listed[0]
+    assert all(m["learning_rate"] == 1e-3 and m["state"] == "failed" for m in listed[4:])
+    assert all("diverged" in m["error"]["message"] for m in listed[4:])
+
+    for member in listed:
+        shown = cli("result", member["job_id"], "--json", env=env)
+        record = json.loads(shown.stdout)
+        assert record["sweep_id"] == document["sweep_id"]
+        assert record["state"] == member["state"] and record["device"] == "cpu"
+        assert shown.returncode == (0 if member["state"] == "succeeded" else 1)
+    best = json.loads(cli("result", listed[0]["job_id"], "--json", env=env).stdout)
+    request = FitRequest.model_validate(best["request"])
+    assert best["final_loss"] == pytest.approx(single(request).final_loss, rel=1e-5)
+
+    again = cli("sweep-result", document["sweep_id"], "--json", env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["members"] == listed
+    table = cli("sweep-result", document["sweep_id"], env=env)
+    assert f"best: learning_rate {listed[0]['learning_rate']:g}" in table.stdout
+    assert cli("sweep-result", "nope", env=env).returncode == 3
+    bad = cli("sweep", "--approach", "nn", "--seeds", "3-x", env=env)
+    assert bad.returncode == 2 and "seeds" in bad.stderr
+
+
+@pytest.mark.integration
+def test_sweep_survives_its_worker_dying(redis_server, start_worker):
+    """The members of a sweep whose worker is killed are re-queued and finish as singles."""
+    env = {"POLYFIT_LEASE_SECONDS": "1"}
+    first = start_worker(redis_server.url, env=env, name="first")
+    sweeps = cli("--redis-url", redis_server.url, "sweep", "--approach", "tensor",
+                 "--learning-rate", "1e-6", "--seeds", "0,1", "--steps", "100000",
+                 "--record-every", "20000", "--device", "cpu")
+    assert sweeps.returncode == 0, sweeps.stderr
+    sweep_id = sweeps.stdout.strip()
+    from client import PolyfitClient
+
+    client = PolyfitClient(redis_server.url)
+    deadline = time.monotonic() + 60
+    while client.sweep_result(sweep_id).state != JobState.RUNNING:
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.1)
+    first.signal(signal.SIGKILL)
+    start_worker(redis_server.url, env=env, name="second")
+    done = client.wait_sweep(sweep_id, timeout=240)
+    assert done.state == JobState.SUCCEEDED
+    for member in done.members:
+        record = client.status(member.job_id)
+        assert record.state == JobState.SUCCEEDED and record.requeues >= 1
+        assert record.sweep_id == sweep_id
+
+
+@pytest.mark.integration
+def test_sweep_cancel_stops_every_member(service, redis_server):
+    client, _ = service
+    env = {"POLYFIT_REDIS_URL": redis_server.url}
+    base = FitRequest(approach="nn", steps=1_000_000, device="cpu")
+    sweep_id = client.sweep(SweepRequest(base=base, learning_rates=[1e-6, 2e-6], seeds=[0, 1]))
+    deadline = time.monotonic() + 60
+    while client.sweep_result(sweep_id).state != JobState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    cancelled = cli("sweep-cancel", sweep_id, env=env)
+    assert cancelled.returncode == 0 and "4 requested" in cancelled.stdout
+    waited = cli("sweep-result", sweep_id, "--wait", "--timeout", "60", "--json", env=env)
+    assert waited.returncode == 1, waited.stderr
+    document = json.loads(waited.stdout)
+    assert document["state"] == "cancelled" and document["counts"]["cancelled"] == 4
+    assert all(m["error"]["type"] == "Cancelled" for m in document["members"])
+
+
+@requires_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize(("approach", "extra", "learning_rates"),
+                         [c for c in CASES if c[0] != "dynamic"])
+def test_batched_cuda_matches_cpu(approach, extra, learning_rates):
+    requests = members(approach, extra, learning_rates)
+    on_cpu = run_sweep(requests, BatchReport(len(requests), 50, 400), "cpu")
+    on_cuda = run_sweep(requests, BatchReport(len(requests), 50, 400), "cuda")
+    for gpu, cpu in zip(on_cuda, on_cpu, strict=True):
+        assert gpu.device == "cuda"
+        assert_same_fit(gpu, cpu, 1e-3)

@@ -1,0 +1,36 @@
+"""run_sweep: the members of a sweep in, one FitResult per member out (None where a member
+stopped; the BatchReport says why) — what the sweep task, the tests and the bench call."""
+
+from __future__ import annotations
+
+import time
+
+from models import FitRequest, FitResult
+from models.request import POLYNOMIAL_APPROACHES
+from worker.approaches.exact import least_squares
+from worker.batched import BATCHED
+from worker.batched.report import BatchReport
+from worker.fit import make_problem
+from worker.run import resolve_device
+
+
+def run_sweep(requests: list[FitRequest], report: BatchReport,
+              device: str | None = None) -> list[FitResult | None]:
+    """Fit ``requests`` (which differ only in learning rate and seed) as one batch.
+
+    Each member's ``fit_seconds`` is its share of the batch: the batch's time over its size.
+    """
+    base = requests[0]
+    device = device or resolve_device(base)
+    problem = make_problem(base, device)
+    started = time.perf_counter()
+    fits = BATCHED[base.approach](problem, requests, report)
+    share = (time.perf_counter() - started) / len(requests)
+    optimum = None
+    if base.approach in POLYNOMIAL_APPROACHES:
+        optimum = least_squares(*problem.float64(), base.degree)[1]
+    return [None if fit is None else FitResult(
+        coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
+        formula=fit.formula, loss_history=history, final_loss=fit.final_loss,
+        optimum_loss=optimum, steps_run=fit.steps_run, device=device, fit_seconds=share)
+        for fit, history in zip(fits, report.histories, strict=True)]
