@@ -23,6 +23,7 @@ from numpy.polynomial import legendre, polynomial
 
 from client.errors import InvalidRequest
 from models import JobRecord, JobState
+from models.curves import TARGETS, least_squares
 from models.request import POLYNOMIAL_APPROACHES
 from models.sweep import SweepMember, SweepRecord
 
@@ -52,7 +53,7 @@ def sample(request: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         return (np.asarray(request["data"]["x"], dtype=np.float64),
                 np.asarray(request["data"]["y"], dtype=np.float64))
     x = np.linspace(request["x_min"], request["x_max"], request["n_points"])
-    return x, getattr(np, request["target"])(x)
+    return x, TARGETS[request["target"]](x)
 
 
 def evaluate(approach: str, coefficients: dict[str, float], degree: int,
@@ -77,12 +78,6 @@ def model_title(approach: str, degree: int) -> str:
     return f"{approach}: polynomial of degree {degree}"
 
 
-def least_squares(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
-    """The coefficients (a, b, c, …) of the degree-``degree`` polynomial nearest the points."""
-    powers = np.stack([x**k for k in range(degree + 1)], axis=1)
-    return np.linalg.lstsq(powers, y, rcond=None)[0]
-
-
 def draw_fit(record: JobRecord, path: str | Path) -> Path:
     """Write the two-panel picture of a succeeded job to ``path``; returns the path."""
     plt = pyplot()
@@ -100,7 +95,7 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
     fitted = evaluate(approach, result.coefficients, degree, grid)
     fit_axes.plot(grid, fitted, color="C0", linewidth=1.8, label=f"{approach} fit")
     if approach in POLYNOMIAL_APPROACHES:
-        optimum = polynomial.polyval(grid, least_squares(x, y, degree))
+        optimum = polynomial.polyval(grid, least_squares(x, y, degree)[0])
         fit_axes.plot(grid, optimum, "--", color="C3", linewidth=1.4,
                       label="least-squares optimum")
     fit_axes.set(title=model_title(approach, degree), xlabel="x", ylabel="y")

@@ -44,6 +44,15 @@ class Points(BaseModel):
     x: list[float] = Field(min_length=2)
     y: list[float] = Field(min_length=2)
 
+    @field_validator("x", "y", mode="before")
+    @classmethod
+    def _not_too_many(cls, values: object) -> object:
+        """Counted before each value is parsed, so a huge array is refused at once."""
+        limit = current_settings().max_points
+        if isinstance(values, list | tuple) and len(values) > limit:
+            raise ValueError(f"has {len(values)} points, more than the limit {limit}")
+        return values
+
     @field_validator("x", "y")
     @classmethod
     def _finite(cls, values: list[float]) -> list[float]:
@@ -55,9 +64,6 @@ class Points(BaseModel):
     def _same_length(self) -> Points:
         if len(self.x) != len(self.y):
             raise ValueError(f"x and y must have equal lengths ({len(self.x)} != {len(self.y)})")
-        limit = current_settings().max_points
-        if len(self.x) > limit:
-            raise ValueError(f"has {len(self.x)} points, more than the limit {limit}")
         if len(set(self.x)) < 2:
             raise ValueError("x needs at least two distinct values")
         return self

@@ -303,7 +303,7 @@ RAW = {  # kind: what the job's record says (None: the message names no job to f
     "unknown approach": "approach: Input should be",
     "NaN in data": "data.x: must be finite numbers",
     "50 MB body": "target: Input should be",
-    "too many points": "data: has 200000 points, more than the limit 100000",
+    "too many points": "data.x: has 200000 points, more than the limit 100000",
     "unknown task name": "refused a message for unknown task 'polyfit.nope'",
 }
 

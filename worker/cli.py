@@ -28,7 +28,14 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
                  "MKL_NUM_THREADS"):
         os.environ.setdefault(name, threads)
 
-    from worker.app import app
+    from pydantic import ValidationError
+
+    from models.request import describe
+
+    try:
+        from worker.app import app
+    except ValidationError as error:  # a bad POLYFIT_* setting
+        raise click.UsageError(f"settings: {describe(error)}") from None
 
     argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from models import FitRequest
+from models.curves import TARGETS
 from models.request import NUMPY_APPROACHES
 
-TARGETS = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "tanh": np.tanh}
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 

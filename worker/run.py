@@ -8,9 +8,9 @@ import time
 import torch
 
 from models import FitRequest, FitResult
+from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
 from worker.approaches import APPROACHES
-from worker.approaches.exact import least_squares
 from worker.fit import Report, make_problem
 
 

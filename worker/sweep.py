@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from models import FitRequest, FitResult
+from models.curves import least_squares
 from models.request import POLYNOMIAL_APPROACHES
-from worker.approaches.exact import least_squares
 from worker.batched import BATCHED
 from worker.batched.report import BatchReport
 from worker.fit import make_problem

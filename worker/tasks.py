@@ -28,6 +28,10 @@ log = logging.getLogger("polyfit.worker")
 if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
     torch.set_num_threads(int(threads))
 
+# A process's first torch.optim optimizer imports torch._dynamo (about 2 s). Done here, in
+# the main process before the pool forks, it is paid once per worker, not in a job's fit.
+import torch._dynamo  # noqa: E402, F401
+
 _store: JobStore | None = None
 
 

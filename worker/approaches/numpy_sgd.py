@@ -13,12 +13,13 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     initial = w.copy()
     gradient_scale = 2.0 * request.learning_rate
 
-    for t in range(request.steps):
-        residual = powers @ w - problem.y  # y_pred - y
-        if report.due(t):
-            report(t, residual @ residual)  # sum of squared errors
-        # grad_a = Σ 2r, grad_b = Σ 2r·x, … — all four at once as 2·Pᵀr
-        w -= gradient_scale * (residual @ powers)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        for t in range(request.steps):
+            residual = powers @ w - problem.y  # y_pred - y
+            if report.due(t):
+                report(t, residual @ residual)  # sum of squared errors
+            # grad_a = Σ 2r, grad_b = Σ 2r·x, … — all four at once as 2·Pᵀr
+            w -= gradient_scale * (residual @ powers)
 
     residual = powers @ w - problem.y
     coefficients = named(w)
