@@ -61,8 +61,10 @@ def assert_same_fit(batched, alone, tolerance: float) -> None:
     assert [s for s, _ in batched.loss_history] == [s for s, _ in alone.loss_history]
     for (_, got), (_, want) in zip(batched.loss_history, alone.loss_history, strict=True):
         assert got == pytest.approx(want, rel=tolerance)
-    # the optimum comes from each device's own float32 x, so cuda and cpu differ in ulps
-    assert batched.optimum_loss == pytest.approx(alone.optimum_loss, rel=1e-6)
+    if alone.optimum_loss is None:
+        assert batched.optimum_loss is None
+    else:  # from each device's own float32 x: cuda and cpu differ in the last digits
+        assert batched.optimum_loss == pytest.approx(alone.optimum_loss, rel=1e-6)
     assert batched.formula.startswith("y = ") and batched.steps_run == alone.steps_run
 
 
