@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +92,32 @@ def finish(client: PolyfitClient, job_id: str, as_json: bool, quiet: bool,
         show_result(record, OUT)
 
 
+def request_options(command: Callable) -> Callable:
+    """The FitRequest options that submit and sweep share."""
+    options = [
+        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"])),
+        click.option("--degree", type=int),
+        click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"])),
+        click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"])),
+        click.option("--dtype", type=click.Choice(["float32", "float64"])),
+        click.option("--data", "data_file", type=click.Path(dir_okay=False),
+                     help="CSV of x,y points to fit instead of a target."),
+        click.option("--n-points", type=int),
+        click.option("--x-min", type=float),
+        click.option("--x-max", type=float),
+        click.option("--record-every", type=int),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.option("--approach", type=click.Choice(APPROACHES), help="How to fit.")
 @click.option("--steps", type=int, help="Gradient steps.")
 @click.option("--learning-rate", type=float)
 @click.option("--seed", type=int, help="Makes the random start reproducible.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
-@click.option("--degree", type=int)
-@click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"]))
-@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]))
-@click.option("--dtype", type=click.Choice(["float32", "float64"]))
-@click.option("--data", "data_file", type=click.Path(dir_okay=False),
-              help="CSV of x,y points to fit instead of a target.")
-@click.option("--n-points", type=int)
-@click.option("--x-min", type=float)
-@click.option("--x-max", type=float)
-@click.option("--record-every", type=int)
+@request_options
 @click.option("--request", "request_file", type=click.Path(dir_okay=False),
               help="A JSON FitRequest; options given override its fields.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait and print the result.")
@@ -263,8 +274,6 @@ def main() -> None:
     except PolyfitError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
 
 
 # --- sweeps ---
@@ -339,17 +348,7 @@ def show_sweep_record(record: SweepRecord, as_json: bool, quiet: bool,
               help="Comma-separated learning rates, e.g. 1e-6,3e-6,1e-5.")
 @click.option("--seeds", callback=parse_seeds, help="Seeds, e.g. 0-63 or 1,5,7.")
 @click.option("--steps", type=int, help="Gradient steps.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
-@click.option("--degree", type=int)
-@click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"]))
-@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]))
-@click.option("--dtype", type=click.Choice(["float32", "float64"]))
-@click.option("--data", "data_file", type=click.Path(dir_okay=False),
-              help="CSV of x,y points to fit instead of a target.")
-@click.option("--n-points", type=int)
-@click.option("--x-min", type=float)
-@click.option("--x-max", type=float)
-@click.option("--record-every", type=int)
+@request_options
 @click.option("--request", "request_file", type=click.Path(dir_okay=False),
               help="A JSON FitRequest as the base; options given override its fields.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait and print the members, best first.")
