@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
+import redis
 from celery import Celery, bootsteps
 
 from models import JobStore, Settings, celery_config
@@ -33,6 +34,11 @@ app.conf.update(
     worker_hijack_root_logger=False,
     imports=["worker.tasks", "worker.sweep_tasks", "worker.ping"],
 )
+
+
+# Redis away is transient: a delivery is retried with backoff. Anything else fails the job.
+RETRY_TRANSIENT = {"autoretry_for": (redis.ConnectionError, redis.TimeoutError),
+                   "retry_backoff": True, "retry_backoff_max": 60, "max_retries": 10}
 
 
 class Reaper(bootsteps.StartStopStep):

@@ -26,7 +26,7 @@ from models import FitRequest, FitResult, JobError
 from models.request import describe
 from models.store import attempt_token
 from models.sweep import SweepNotFound, SweepRequest, SweepStore
-from worker.app import app, settings
+from worker.app import RETRY_TRANSIENT, app, settings
 from worker.batched.report import BatchReport
 from worker.fit import Cancelled, TimeLimitExceeded
 from worker.run import resolve_device
@@ -83,9 +83,7 @@ class SweepJobRequest(Request):
             store().fail_running(job_id, error, attempt)
 
 
-@app.task(name="polyfit.sweep", bind=True, Request=SweepJobRequest,
-          autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True,
-          retry_backoff_max=60, max_retries=10)
+@app.task(name="polyfit.sweep", bind=True, Request=SweepJobRequest, **RETRY_TRANSIENT)
 def sweep(self, sweep_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
     if not isinstance(sweep_id, str) or not sweep_id:
         sweep_id = self.request.id  # the client sends each sweep with its id as the task id

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from models import FitRequest, JobError, JobStore
 from models.request import describe
 from models.store import attempt_token
-from worker.app import app, settings
+from worker.app import RETRY_TRANSIENT, app, settings
 from worker.fit import Cancelled, FitStopped, Report
 from worker.run import resolve_device, run_fit, with_seed
 
@@ -73,9 +73,7 @@ class JobRequest(Request):
                 attempt_token(self.hostname, self.worker_pid))
 
 
-@app.task(name="polyfit.fit", bind=True, Request=JobRequest,
-          autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True,
-          retry_backoff_max=60, max_retries=10)
+@app.task(name="polyfit.fit", bind=True, Request=JobRequest, **RETRY_TRANSIENT)
 def fit(self, job_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
     if not isinstance(job_id, str) or not job_id:
         job_id = self.request.id  # the client sends each job with its id as the task id
