@@ -85,7 +85,8 @@ class Report:
     """Called by a fit at its recorded steps; also where cancelling and time limits act.
 
     ``due(t)`` is cheap and needs no device sync; between recorded steps it polls the
-    cancel flag and the clock every ``POLL_EVERY`` steps, so a fit stops within a second.
+    clock every ``POLL_EVERY`` steps and the cancel flag (a Redis read) at most every
+    ``CANCEL_CHECK_SECONDS``, so a fit stops well within a second.
     """
 
     every: int
@@ -95,7 +96,9 @@ class Report:
     time_limit: float | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    last_cancel_check: float = 0.0
     POLL_EVERY = 256
+    CANCEL_CHECK_SECONDS = 0.1
 
     def due(self, t: int) -> bool:
         if t % self.every == self.every - 1:
@@ -114,10 +117,13 @@ class Report:
         self.poll()
 
     def poll(self) -> None:
-        if self.cancel_requested():
-            raise Cancelled(f"cancelled at step {self.history[-1][0] if self.history else 0}",
-                            self.history)
-        elapsed = time.perf_counter() - self.started
+        now = time.perf_counter()
+        if now - self.last_cancel_check >= self.CANCEL_CHECK_SECONDS:
+            self.last_cancel_check = now
+            if self.cancel_requested():
+                step = self.history[-1][0] if self.history else 0
+                raise Cancelled(f"cancelled at step {step}", self.history)
+        elapsed = now - self.started
         if self.time_limit is not None and elapsed > self.time_limit:
             raise TimeLimitExceeded(
                 f"time limit exceeded ({self.time_limit:g} s) after {elapsed:.1f} s", self.history)
