@@ -25,8 +25,9 @@ def show_sweep(record: SweepRecord, console: Console, limit: int | None = None) 
         console.print(f"best: learning_rate {best.learning_rate:g}, seed {best.seed}, final loss "
                       f"{best.final_loss:.6g} (job {best.job_id})")
     table = Table(box=None)
+    id_width = max((len(member.job_id) for member in record.members), default=0)
     for name in ("#", "job id", "lr", "seed", "state", "final loss"):  # ids whole, to copy
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, no_wrap=True, min_width=id_width if name == "job id" else None)
     table.add_column("error", overflow="fold")
     shown = record.members if limit is None else record.members[:limit]
     for rank, member in enumerate(shown, 1):
@@ -44,7 +45,7 @@ class SweepProgress:
 
     def __init__(self, sweep_id: str, quiet: bool = False) -> None:
         self.sweep_id, self.quiet = sweep_id, quiet
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.last = ""
         self.started = time.monotonic()
 
