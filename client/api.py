@@ -11,7 +11,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from client.errors import JobCancelled, JobFailed, JobNotFound, RedisUnavailable, WaitTimeout
-from models import FitRequest, FitResult, JobRecord, JobState, JobStore, Settings, celery_config
+from models import FitRequest, FitResult, JobRecord, JobState, Settings, celery_config
 from models import JobNotFound as StoreJobNotFound
 from models.store import events_channel
 from models.sweep import SweepNotFound, SweepRecord, SweepRequest, SweepStore
@@ -31,7 +31,7 @@ class PolyfitClient:
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.redis_url = redis_url or self.settings.redis_url
-        self.store = JobStore.from_url(self.redis_url, self.settings)
+        self.store = SweepStore.from_url(self.redis_url, self.settings)  # jobs and sweeps
         self.celery = Celery("polyfit-client", set_as_current=False)
         self.celery.conf.update(celery_config(self.settings), broker_url=self.redis_url,
                                 broker_connection_retry_on_startup=False,
@@ -80,21 +80,33 @@ class PolyfitClient:
     def wait(self, job_id: str, timeout: float | None = None,
              on_update: Callable[[JobRecord], None] | None = None) -> JobRecord:
         """Block until the job finishes; returns its record, raises if it did not succeed."""
+        record: JobRecord | None = None
+
+        def finished() -> bool:
+            nonlocal record
+            record = self.status(job_id)
+            if on_update:
+                on_update(record)
+            return record.state.finished
+
+        self._follow(events_channel(job_id), finished, timeout,
+                     lambda: f"job {job_id} still {record.state} after {timeout:g} s; "
+                             f"wait again with `polyfit-client wait {job_id}`")
+        return self._finished(record)
+
+    def _follow(self, channel: str, finished: Callable[[], bool], timeout: float | None,
+                timed_out: Callable[[], str]) -> None:
+        """Ask ``finished`` now and after each event on ``channel`` (at least once a second)
+        until it says yes; past ``timeout`` seconds raise WaitTimeout(``timed_out()``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._reaching_redis():
             pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(events_channel(job_id))
+            pubsub.subscribe(channel)
         try:
-            while True:
-                record = self.status(job_id)
-                if on_update:
-                    on_update(record)
-                if record.state.finished:
-                    return self._finished(record)
+            while not finished():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise WaitTimeout(f"job {job_id} still {record.state} after {timeout:g} s; "
-                                      f"wait again with `polyfit-client wait {job_id}`")
+                    raise WaitTimeout(timed_out())
                 with self._reaching_redis():  # an event, or a re-read every second
                     pubsub.get_message(timeout=min(1.0, left) if left is not None else 1.0)
         finally:
@@ -133,21 +145,17 @@ class PolyfitClient:
 
     # --- sweeps: many learning rates × seeds as one batched job ---
 
-    @property
-    def sweeps(self) -> SweepStore:
-        return SweepStore(self.store.redis, self.settings)
-
     def sweep(self, sweep: SweepRequest) -> str:
         """Queue a sweep (one job that fits all its members together); returns the sweep id.
         Each member also gets a job id of its own, listed by ``sweep_result``."""
         with self._reaching_redis():
-            sweep_id, _ = self.sweeps.create_sweep(sweep)
+            sweep_id, _ = self.store.create_sweep(sweep)
             try:
                 self.celery.send_task("polyfit.sweep",
                                       args=[sweep_id, sweep.model_dump(mode="json")],
                                       queue=sweep.queue, task_id=sweep_id)
             except Exception:
-                self.sweeps.delete_sweep(sweep_id)
+                self.store.delete_sweep(sweep_id)
                 raise
         return sweep_id
 
@@ -155,7 +163,7 @@ class PolyfitClient:
         """The sweep as it is now: its state and its members, best final loss first."""
         try:
             with self._reaching_redis():
-                return self.sweeps.get_sweep(sweep_id)
+                return self.store.get_sweep(sweep_id)
         except SweepNotFound:
             raise JobNotFound(f"sweep {sweep_id} not found") from None
 
@@ -164,36 +172,29 @@ class PolyfitClient:
                    ) -> SweepRecord:
         """Block until every member finished; returns the sweep. ``on_update`` gets the
         member counts by state and the batch's progress, about once a second."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with self._reaching_redis():
-                member_ids = self.sweeps.member_ids(sweep_id)
-                pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(events_channel(sweep_id))
+                member_ids = self.store.member_ids(sweep_id)
         except SweepNotFound:
             raise JobNotFound(f"sweep {sweep_id} not found") from None
-        try:
-            while True:
-                with self._reaching_redis():
-                    states = self.sweeps.member_states(member_ids)
-                    progress = self.sweeps.progress_of(sweep_id) if on_update else None
-                if on_update:
-                    on_update({s.value: states.count(s) for s in JobState}, progress)
-                if all(s.finished for s in states):
-                    return self.sweep_result(sweep_id)
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"sweep {sweep_id} not finished after {timeout:g} s; wait "
-                                      f"again with `polyfit-client sweep-result --wait {sweep_id}`")
-                with self._reaching_redis():
-                    pubsub.get_message(timeout=min(1.0, left) if left is not None else 1.0)
-        finally:
-            pubsub.close()
+
+        def finished() -> bool:
+            with self._reaching_redis():
+                states = self.store.member_states(member_ids)
+                progress = self.store.progress_of(sweep_id) if on_update else None
+            if on_update:
+                on_update({s.value: states.count(s) for s in JobState}, progress)
+            return all(s.finished for s in states)
+
+        self._follow(events_channel(sweep_id), finished, timeout,
+                     lambda: f"sweep {sweep_id} not finished after {timeout:g} s; wait again "
+                             f"with `polyfit-client sweep-result --wait {sweep_id}`")
+        return self.sweep_result(sweep_id)
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, int]:
         """Cancel every member of a sweep; returns how many got each outcome."""
         try:
             with self._reaching_redis():
-                return self.sweeps.cancel_sweep(sweep_id)
+                return self.store.cancel_sweep(sweep_id)
         except SweepNotFound:
             raise JobNotFound(f"sweep {sweep_id} not found") from None

@@ -25,26 +25,16 @@ from pydantic import ValidationError
 from models import FitRequest, FitResult, JobError
 from models.request import describe
 from models.store import attempt_token
-from models.sweep import SweepNotFound, SweepRequest, SweepStore
+from models.sweep import SweepNotFound, SweepRequest
 from worker.app import RETRY_TRANSIENT, app, settings
 from worker.batched.report import BatchReport
 from worker.fit import Cancelled, TimeLimitExceeded
 from worker.run import resolve_device
 from worker.sweep import run_sweep
+from worker.tasks import store
 
 log = logging.getLogger("polyfit.worker")
 MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
-
-_store: SweepStore | None = None
-
-
-def store() -> SweepStore:
-    """One store per process, made after any fork."""
-    global _store
-    if _store is None:
-        _store = SweepStore.from_url(settings.redis_url, settings)
-    return _store
-
 
 class MemberLeases(threading.Thread):
     """Renews the leases of all members of a running batch; notes members lost to it."""

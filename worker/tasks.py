@@ -16,9 +16,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from models import FitRequest, JobError, JobStore
+from models import FitRequest, JobError
 from models.request import describe
 from models.store import attempt_token
+from models.sweep import SweepStore
 from worker.app import RETRY_TRANSIENT, app, settings
 from worker.fit import Cancelled, FitStopped, Report
 from worker.run import resolve_device, run_fit, with_seed
@@ -32,14 +33,14 @@ if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
 # the main process before the pool forks, it is paid once per worker, not in a job's fit.
 import torch._dynamo  # noqa: E402, F401
 
-_store: JobStore | None = None
+_store: SweepStore | None = None
 
 
-def store() -> JobStore:
-    """One store per process, made after any fork."""
+def store() -> SweepStore:
+    """The job store (with sweeps) of this process, made after any fork; all tasks share it."""
     global _store
     if _store is None:
-        _store = JobStore.from_url(settings.redis_url, settings)
+        _store = SweepStore.from_url(settings.redis_url, settings)
     return _store
 
 
