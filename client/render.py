@@ -60,7 +60,8 @@ def timings(record: JobRecord) -> str:
     if record.started_at is not None:
         parts.append(f"queued {record.started_at - record.submitted_at:.3f} s")
     if record.result is not None:
-        parts.append(f"fit {record.result.fit_seconds:.3f} s")
+        compiled = " (compiled)" if record.result.compiled else ""
+        parts.append(f"fit {record.result.fit_seconds:.3f} s{compiled}")
     if record.finished_at is not None:
         parts.append(f"total {record.finished_at - record.submitted_at:.3f} s")
     return ", ".join(parts)

@@ -36,6 +36,7 @@ class FitResult(BaseModel):
     steps_run: int
     device: str
     fit_seconds: float
+    compiled: bool = False  # ran as compiled graphs (POLYFIT_COMPILE)
 
 
 class Progress(BaseModel):
@@ -107,6 +108,7 @@ class JobRecord(BaseModel):
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "fit_seconds": result.fit_seconds if result else None,
+            "compiled": result.compiled if result else None,
             "error": self.error.model_dump() if self.error else None,
             "sweep_id": self.sweep_id,
         }

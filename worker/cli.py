@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import click
 
@@ -36,6 +37,12 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
         from worker.app import app
     except ValidationError as error:  # a bad POLYFIT_* setting
         raise click.UsageError(f"settings: {describe(error)}") from None
+    from models.settings import current_settings
+
+    if current_settings().compile and not any(
+            shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++")):
+        raise click.UsageError("POLYFIT_COMPILE is set but no C++ compiler (g++) is on PATH: "
+                               "torch.compile needs one; install it or unset POLYFIT_COMPILE")
 
     argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

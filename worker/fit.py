@@ -39,11 +39,13 @@ class TimeLimitExceeded(FitStopped):
 
 @dataclass
 class Problem:
-    """The data to fit, on the job's device and dtype: NumPy arrays or torch tensors."""
+    """The data to fit, on the job's device and dtype: NumPy arrays or torch tensors, and
+    whether approaches that can should run compiled (worker/descent.py)."""
 
     x: np.ndarray | torch.Tensor
     y: np.ndarray | torch.Tensor
     device: str
+    compiled: bool = False
 
     def powers(self, degree: int) -> np.ndarray | torch.Tensor:
         """The columns 1, x, x², …, xⁿ, computed once per fit."""
@@ -59,7 +61,7 @@ class Problem:
         return self.x.double().cpu().numpy(), self.y.double().cpu().numpy()
 
 
-def make_problem(request: FitRequest, device: str) -> Problem:
+def make_problem(request: FitRequest, device: str, compiled: bool = False) -> Problem:
     """Sample the target (as the tutorial does) or take the user's points."""
     if request.approach in NUMPY_APPROACHES:
         dtype = np.dtype(request.dtype)
@@ -77,7 +79,7 @@ def make_problem(request: FitRequest, device: str) -> Problem:
         x = torch.linspace(request.x_min, request.x_max, request.n_points, dtype=dtype,
                            device=device)
         y = getattr(torch, request.target)(x)
-    return Problem(x, y, device)
+    return Problem(x, y, device, compiled)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 from models import FitRequest, FitResult
 from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
-from worker.approaches import APPROACHES
+from worker.approaches import APPROACHES, COMPILED
 from worker.fit import Report, make_problem
 
 
@@ -39,10 +39,13 @@ def resolve_device(request: FitRequest) -> str:
     return "cpu"
 
 
-def run_fit(request: FitRequest, report: Report, device: str | None = None) -> FitResult:
-    """Fit ``request`` (which must carry a seed) and time it."""
+def run_fit(request: FitRequest, report: Report, device: str | None = None,
+            compiled: bool = False) -> FitResult:
+    """Fit ``request`` (which must carry a seed) and time it; ``compiled``: see
+    worker/descent.py."""
     device = device or resolve_device(request)
-    problem = make_problem(request, device)
+    compiled = compiled and request.approach in COMPILED
+    problem = make_problem(request, device, compiled)
     started = time.perf_counter()
     fit = APPROACHES[request.approach](problem, request, report)
     fit_seconds = time.perf_counter() - started
@@ -59,4 +62,5 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None) -> F
         steps_run=fit.steps_run,
         device=device,
         fit_seconds=fit_seconds,
+        compiled=compiled,
     )

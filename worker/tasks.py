@@ -123,7 +123,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     try:
         device = resolve_device(request)
         jobs.set_device(job_id, device)
-        result = run_fit(request, report, device)
+        result = run_fit(request, report, device, settings.compile)
     except Cancelled as stop:
         jobs.fail(job_id, token, JobError(type="Cancelled", message=str(stop)), stop.history,
                   cancelled=True)

@@ -18,6 +18,11 @@ from worker.fit import Fit, Problem, Report
 
 FitFunction = Callable[[Problem, FitRequest, Report], Fit]
 
+# The approaches that run compiled when Problem.compiled is set (worker/descent.py). The
+# others update through torch.optim, whose step() always breaks a compiled graph, or are
+# not gradient descent on torch tensors.
+COMPILED = ("autograd", "legendre", "nn")
+
 APPROACHES: dict[str, FitFunction] = {
     "numpy": numpy_sgd.fit,
     "tensor": tensor.fit,

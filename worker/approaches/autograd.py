@@ -3,25 +3,36 @@
 import torch
 
 from models import FitRequest
+from worker.descent import descend
 from worker.fit import Fit, Problem, Report, initial_normal, named, polynomial_formula, sse
+
+
+def loss_of(params: tuple[torch.Tensor], powers: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    (w,) = params
+    return sse(powers @ w, y)  # (y_pred - y).pow(2).sum(), as one fused op
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers = problem.powers(request.degree)  # columns 1, x, x², x³
-    w = initial_normal(request, request.degree + 1, problem.device).requires_grad_()
-    initial = w.detach().clone()
+    w = initial_normal(request, request.degree + 1, problem.device)
+    initial = w.clone()
 
-    for t in range(request.steps):
-        loss = sse(powers @ w, problem.y)  # (y_pred - y).pow(2).sum(), as one fused op
-        if report.due(t):
-            report(t, loss)
-        loss.backward()
-        with torch.no_grad():
-            w.sub_(w.grad, alpha=request.learning_rate)
-            w.grad = None
+    if problem.compiled:
+        (w,) = descend(loss_of, (w,), (powers, problem.y), request.learning_rate,
+                       request.steps, report)
+    else:
+        w.requires_grad_()
+        for t in range(request.steps):
+            loss = loss_of((w,), powers, problem.y)
+            if report.due(t):
+                report(t, loss)
+            loss.backward()
+            with torch.no_grad():
+                w.sub_(w.grad, alpha=request.learning_rate)
+                w.grad = None
 
     with torch.no_grad():
-        final_loss = sse(powers @ w, problem.y).item()
+        final_loss = loss_of((w,), powers, problem.y).item()
     coefficients = named(w.detach().cpu())
     return Fit(coefficients, named(initial.cpu()), polynomial_formula(coefficients),
                final_loss, request.steps)

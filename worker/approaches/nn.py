@@ -1,9 +1,12 @@
 """nn: ``Sequential(Linear(n, 1), Flatten(0, 1))`` on (x, x², x³), updated by hand (SGD)."""
 
+from functools import cache
+
 import torch
 
 from models import FitRequest
-from worker.fit import Fit, Problem, Report, named, polynomial_formula
+from worker.descent import descend
+from worker.fit import Fit, Problem, Report, named, polynomial_formula, sse
 
 
 def linear_model(problem: Problem, request: FitRequest) -> torch.nn.Sequential:
@@ -18,6 +21,20 @@ def linear_model(problem: Problem, request: FitRequest) -> torch.nn.Sequential:
     return model.to(device=problem.device, dtype=getattr(torch, request.dtype))
 
 
+@cache
+def model_layout(degree: int) -> torch.nn.Sequential:
+    """The same model with no parameters of its own (on the meta device), for compiled fits to
+    apply to theirs: one object per degree, so that they compile once."""
+    return torch.nn.Sequential(torch.nn.Linear(degree, 1), torch.nn.Flatten(0, 1)).to("meta")
+
+
+def loss_of(params: tuple[torch.Tensor, ...], xx: torch.Tensor, y: torch.Tensor,
+            model: torch.nn.Sequential) -> torch.Tensor:
+    """The summed squared error of ``model`` run with ``params`` (its weight and bias)."""
+    weight, bias = params
+    return sse(torch.func.functional_call(model, {"0.weight": weight, "0.bias": bias}, (xx,)), y)
+
+
 def coefficients_of(model: torch.nn.Sequential) -> dict[str, float]:
     linear = model[0]
     return named([linear.bias.item(), *linear.weight.detach().flatten().tolist()])
@@ -28,15 +45,22 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     model = linear_model(problem, request)
     initial = coefficients_of(model)
     loss_fn = torch.nn.MSELoss(reduction="sum")
-    params = list(model.parameters())
+    params = [model[0].weight, model[0].bias]
 
-    for t in range(request.steps):
-        loss = loss_fn(model(xx), problem.y)
-        if report.due(t):
-            report(t, loss)
-        grads = torch.autograd.grad(loss, params)  # what loss.backward() leaves in .grad
-        with torch.no_grad():  # param -= learning_rate * param.grad, for all at once
-            torch._foreach_add_(params, grads, alpha=-request.learning_rate)
+    if problem.compiled:
+        inputs = (xx, problem.y, model_layout(request.degree))
+        final = descend(loss_of, tuple(p.detach() for p in params), inputs,
+                        request.learning_rate, request.steps, report)
+        with torch.no_grad():
+            torch._foreach_copy_(params, final)
+    else:
+        for t in range(request.steps):
+            loss = loss_fn(model(xx), problem.y)
+            if report.due(t):
+                report(t, loss)
+            grads = torch.autograd.grad(loss, params)  # what loss.backward() leaves in .grad
+            with torch.no_grad():  # param -= learning_rate * param.grad, for all at once
+                torch._foreach_add_(params, grads, alpha=-request.learning_rate)
 
     with torch.no_grad():
         final_loss = loss_fn(model(xx), problem.y).item()

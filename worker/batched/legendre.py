@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from models import FitRequest
-from worker.approaches.legendre import INITIAL, LegendrePolynomial
+from worker.approaches.legendre import INITIAL, legendre_polynomial
 from worker.batched.report import BatchReport
 from worker.fit import Fit, Problem, named
 
@@ -20,10 +20,10 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
               for v in INITIAL]
     a, b, c, d = params
     neg_lr = -torch.tensor([[r.learning_rate] for r in requests], dtype=x.dtype, device=x.device)
-    legendre = LegendrePolynomial.apply
+    legendre = legendre_polynomial(degree).apply
 
     for t in range(base.steps):
-        residual = a + b * legendre(c + d * x, degree) - y
+        residual = a + b * legendre(c + d * x) - y
         if report.due(t):
             report.record(t, residual.detach().pow(2).sum(1))
         if report.all_stopped:
@@ -40,7 +40,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
                 neg_lr[rows] = 0
 
     with torch.no_grad():
-        residual = a + b * legendre(c + d * x, degree) - y
+        residual = a + b * legendre(c + d * x) - y
         final_losses = residual.pow(2).sum(1).tolist()
     values = torch.cat([p.detach() for p in params], dim=1).tolist()
     fits: list[Fit | None] = []

@@ -1,0 +1,90 @@
+"""Compiled fits (POLYFIT_COMPILE, worker/descent.py): the same numbers as the eager loops, in
+process and from a real worker's pool process; a worker that could not compile refuses to
+start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from client import PolyfitClient
+from conftest import BIN, requires_cuda
+from models import FitRequest
+from worker.approaches import COMPILED
+from worker.fit import Report
+from worker.run import run_fit
+
+
+def fit(request: FitRequest, device: str, compiled: bool):
+    return run_fit(request, Report(request.record_every, request.steps), device, compiled)
+
+
+def assert_same_fit(compiled, eager, rel: float) -> None:
+    got = np.array(list(compiled.coefficients.values()))
+    want = np.array(list(eager.coefficients.values()))
+    assert np.linalg.norm(got - want) <= rel * np.linalg.norm(want)
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=rel)
+    assert [step for step, _ in compiled.loss_history] == [step for step, _ in eager.loss_history]
+    assert [loss for _, loss in compiled.loss_history] == pytest.approx(
+        [loss for _, loss in eager.loss_history], rel=rel)
+    assert compiled.initial_coefficients == eager.initial_coefficients
+
+
+@pytest.mark.parametrize("approach", COMPILED)
+@pytest.mark.parametrize("steps", [300, 37])  # ten steps a call; 37 has no divisor but 1
+def test_compiled_fit_equals_the_eager_loop(approach, steps):
+    request = FitRequest(approach=approach, seed=5, steps=steps, record_every=10)
+    compiled, eager = fit(request, "cpu", True), fit(request, "cpu", False)
+    assert compiled.compiled and not eager.compiled
+    assert_same_fit(compiled, eager, rel=1e-5)
+
+
+def test_approaches_that_cannot_compile_run_eager():
+    request = FitRequest(approach="optim", seed=5, steps=30)
+    assert not fit(request, "cpu", True).compiled
+
+
+def test_compiled_float64_and_another_degree():
+    request = FitRequest(approach="autograd", seed=2, steps=100, dtype="float64", degree=5,
+                         learning_rate=1e-9)
+    assert_same_fit(fit(request, "cpu", True), fit(request, "cpu", False), rel=1e-10)
+
+
+def test_a_compiled_fit_that_diverges_fails_at_its_recorded_step():
+    request = FitRequest(approach="legendre", seed=0, steps=200, learning_rate=1.0,
+                         record_every=50)
+    with pytest.raises(Exception, match="diverged at step 49"):
+        fit(request, "cpu", True)
+
+
+@requires_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("approach", COMPILED)
+def test_compiled_on_cuda_equals_cpu(approach):
+    request = FitRequest(approach=approach, seed=5, steps=300)
+    assert_same_fit(fit(request, "cuda", True), fit(request, "cpu", False), rel=1e-4)
+
+
+@pytest.mark.integration
+def test_a_compiling_worker_runs_the_published_legendre_fit(redis_server, start_worker):
+    start_worker(redis_server.url, env={"POLYFIT_COMPILE": "true"})
+    client = PolyfitClient(redis_server.url)
+    first = client.wait(client.submit(FitRequest(approach="legendre", seed=0)), timeout=180)
+    again = client.wait(client.submit(FitRequest(approach="legendre", seed=0)), timeout=60)
+    for record in (first, again):
+        assert record.result.compiled
+        assert record.result.final_loss == pytest.approx(8.9436, abs=1e-3)
+        assert dict(record.result.loss_history)[99] == pytest.approx(209.958, abs=0.01)
+
+
+def test_a_worker_without_a_compiler_refuses_to_start(tmp_path):
+    env = {**os.environ, "POLYFIT_COMPILE": "1", "PATH": str(tmp_path), "CXX": "no-such-cxx",
+           "POLYFIT_REDIS_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run([str(BIN / "polyfit-worker")], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2
+    assert "POLYFIT_COMPILE is set but no C++ compiler" in run.stderr
+    assert "Traceback" not in run.stderr
