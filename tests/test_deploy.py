@@ -259,8 +259,10 @@ def test_dockerfile_targets_install_torch_then_the_wheel() -> None:
     assert pip_installs("cuda") == [[torch], ["$(echo /dist/polyfit-*.whl)[worker]"]]
     assert pip_installs("client") == [["$(echo /dist/polyfit-*.whl)"]]
     assert "download.pytorch.org/whl/cpu" in " ".join(stages["cpu"])
-    for target in ("cpu", "cuda", "client"):
+    assert any("apt-get install" in line and " g++ " in line for line in stages["compiler"])
+    for target, parent in (("cpu", "compiler"), ("cuda", "compiler"), ("client", "base")):
         lines = stages[target]
+        assert lines[0].startswith(f"FROM {parent} AS {target}")  # g++ for torch.compile
         assert "USER polyfit" in lines  # not root
         assert all("--no-cache-dir" in line for line in lines if "pip install" in line)
         assert not any(re.search(r"apt-get|gcc|build-essential", line) for line in lines)
