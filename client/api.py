@@ -26,12 +26,14 @@ def redacted(url: str) -> str:
 
 
 class PolyfitClient:
-    """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it."""
+    """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it. One per
+    thread: its waits share one Redis subscription."""
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.redis_url = redis_url or self.settings.redis_url
         self.store = SweepStore.from_url(self.redis_url, self.settings)  # jobs and sweeps
+        self._events: redis.client.PubSub | None = None  # job and sweep events, for waits
         self.celery = Celery("polyfit-client", set_as_current=False)
         self.celery.conf.update(celery_config(self.settings), broker_url=self.redis_url,
                                 broker_connection_retry_on_startup=False,
@@ -63,7 +65,8 @@ class PolyfitClient:
             job_id = self.store.create(request, sweep_id=sweep_id)
             try:
                 self.celery.send_task("polyfit.fit", args=[job_id, request.model_dump(mode="json")],
-                                      queue=request.queue, task_id=job_id)
+                                      queue=request.queue, task_id=job_id,
+                                      argsrepr=f"[{job_id!r}, ...]")  # not Celery's slow repr
             except Exception:
                 self.store.delete(job_id)
                 raise
@@ -99,18 +102,40 @@ class PolyfitClient:
         """Ask ``finished`` now and after each event on ``channel`` (at least once a second)
         until it says yes; past ``timeout`` seconds raise WaitTimeout(``timed_out()``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._reaching_redis():
-            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(channel)
+        events, resubscribed = self._subscribe(channel), False
         try:
             while not finished():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise WaitTimeout(timed_out())
-                with self._reaching_redis():  # an event, or a re-read every second
-                    pubsub.get_message(timeout=min(1.0, left) if left is not None else 1.0)
+                with self._reaching_redis():  # an event (maybe an earlier wait's: it only
+                    # costs a re-read), or a re-read every second
+                    try:
+                        events.get_message(timeout=min(1.0, left) if left is not None else 1.0)
+                    except redis.ConnectionError:  # Redis restarted since: subscribe again
+                        if resubscribed:
+                            raise
+                        self._drop_events()
+                        events, resubscribed = self._subscribe(channel), True
         finally:
-            pubsub.close()
+            try:
+                events.unsubscribe(channel)
+            except redis.RedisError:
+                self._drop_events()
+
+    def _subscribe(self, channel: str) -> redis.client.PubSub:
+        """This client's subscription, kept between waits (closing one disconnects it), now
+        to ``channel`` too."""
+        with self._reaching_redis():
+            if self._events is None:
+                self._events = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            self._events.subscribe(channel)
+        return self._events
+
+    def _drop_events(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     def _finished(self, record: JobRecord) -> JobRecord:
         if record.state == JobState.SUCCEEDED:
@@ -153,7 +178,8 @@ class PolyfitClient:
             try:
                 self.celery.send_task("polyfit.sweep",
                                       args=[sweep_id, sweep.model_dump(mode="json")],
-                                      queue=sweep.queue, task_id=sweep_id)
+                                      queue=sweep.queue, task_id=sweep_id,
+                                      argsrepr=f"[{sweep_id!r}, ...]")
             except Exception:
                 self.store.delete_sweep(sweep_id)
                 raise

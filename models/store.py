@@ -36,25 +36,34 @@ def events_channel(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
 
 
-# KEYS: job, lease, running. ARGV: job_id, token, lease_ms, now, worker, max_attempts
+# The scripts publish their outcome on the job's events channel themselves: one round trip.
+
+# KEYS: job, lease, running. ARGV: job_id, token, lease_ms, now, worker, max_attempts,
+# events channel, device ('' leaves it unset)
 _CLAIM = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'missing' end
-if state ~= 'queued' and state ~= 'running' then return state end
-if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'leased' end
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-if attempts >= tonumber(ARGV[6]) then
-  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[4], 'error',
-    cjson.encode({type='WorkerLost', message='the worker running this job was lost ' ..
-    attempts .. ' times; giving up'}))
-  redis.call('SREM', KEYS[3], ARGV[1])
-  return 'failed'
+local function claim()
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if not state then return 'missing' end
+  if state ~= 'queued' and state ~= 'running' then return state end
+  if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'leased' end
+  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+  if attempts >= tonumber(ARGV[6]) then
+    redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[4], 'error',
+      cjson.encode({type='WorkerLost', message='the worker running this job was lost ' ..
+      attempts .. ' times; giving up'}))
+    redis.call('SREM', KEYS[3], ARGV[1])
+    return 'failed'
+  end
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[2], 'started_at', ARGV[4],
+    'worker', ARGV[5], 'attempts', attempts + 1)
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'device', ARGV[8]) end
+  redis.call('SADD', KEYS[3], ARGV[1])
+  return 'claimed'
 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[2], 'started_at', ARGV[4],
-  'worker', ARGV[5], 'attempts', attempts + 1)
-redis.call('SADD', KEYS[3], ARGV[1])
-return 'claimed'
+local outcome = claim()
+redis.call('PUBLISH', ARGV[7], outcome)
+return outcome
 """
 
 # KEYS: job, lease. ARGV: token, lease_ms
@@ -65,14 +74,17 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: job, lease, running. ARGV: job_id, token, ttl_seconds (0: keep), then field/value pairs
+# KEYS: job, lease, running. ARGV: job_id, token, ttl_seconds (0: keep), events channel,
+# final state, finished_at, then more field/value pairs
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'state', ARGV[5], 'finished_at', ARGV[6])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
@@ -219,22 +231,19 @@ class JobStore:
 
     # --- worker side ---
 
-    def claim(self, job_id: str, token: str, worker: str) -> str:
-        """Take a job to run: 'claimed', or why not ('leased', 'missing', a final state)."""
-        outcome = self._claim(
+    def claim(self, job_id: str, token: str, worker: str, device: str = "",
+              client: Any = None) -> str:
+        """Take a job to run on ``device``: 'claimed', or why not ('leased', 'missing', a
+        final state). With a pipeline as ``client``, its result is the outcome."""
+        return self._claim(
             keys=[job_key(job_id), lease_key(job_id), RUNNING],
             args=[job_id, token, int(self.settings.lease_seconds * 1000), repr(time.time()),
-                  worker, self.settings.max_attempts],
-        )
-        self.publish(job_id, outcome)
-        return outcome
+                  worker, self.settings.max_attempts, events_channel(job_id), device],
+            client=client)
 
     def set_request(self, job_id: str, request: FitRequest) -> None:
         """Record the request as run (with the seed the worker drew, when it had none)."""
         self.redis.hset(job_key(job_id), "request", request.model_dump_json())
-
-    def set_device(self, job_id: str, device: str) -> None:
-        self.redis.hset(job_key(job_id), "device", device)
 
     def renew(self, job_id: str, token: str) -> bool:
         """Extend this attempt's lease; False when the job is no longer this attempt's."""
@@ -284,15 +293,17 @@ class JobStore:
             return
         self._end(job_id, token, JobState.FAILED, error=error.model_dump_json())
 
-    def _end(self, job_id: str, token: str, state: JobState, **fields: str) -> bool:
-        args: list[Any] = [job_id, token, self.ttl, "state", state.value,
-                           "finished_at", repr(time.time())]
+    def _end(self, job_id: str, token: str, state: JobState, client: Any = None,
+             **fields: str) -> Any:
+        """End this attempt of a running job: True when it was this attempt's (with a pipeline
+        as ``client``, that is its result)."""
+        args: list[Any] = [job_id, token, self.ttl, events_channel(job_id), state.value,
+                           repr(time.time())]
         for name, value in fields.items():
             args += [name, value]
-        done = bool(self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING], args=args))
-        if done:
-            self.publish(job_id, state.value)
-        return done
+        done = self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING], args=args,
+                            client=client)
+        return done if client is not None else bool(done)
 
     def reap(self) -> list[str]:
         """Mark queued again the running jobs whose lease lapsed; returns the ids that need a

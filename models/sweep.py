@@ -33,7 +33,6 @@ from models.request import FitRequest
 from models.store import (
     JOBS,
     PREFIX,
-    RUNNING,
     JobNotFound,
     JobStore,
     events_channel,
@@ -266,16 +265,10 @@ class SweepStore(JobStore):
 
     def claim_members(self, member_ids: list[str], token: str, worker: str) -> list[str]:
         """Claim each member for this attempt; returns each one's outcome (see ``claim``)."""
-        lease_ms = int(self.settings.lease_seconds * 1000)
-        now = repr(time.time())
         pipe = self.redis.pipeline(transaction=False)
         for job_id in member_ids:
-            self._claim(keys=[job_key(job_id), lease_key(job_id), RUNNING],
-                        args=[job_id, token, lease_ms, now, worker, self.settings.max_attempts],
-                        client=pipe)
-        outcomes = pipe.execute()
-        self._publish_all(member_ids, outcomes)
-        return outcomes
+            self.claim(job_id, token, worker, client=pipe)
+        return pipe.execute()
 
     def start_sweep(self, sweep_id: str, worker: str, device: str,
                     member_ids: list[str]) -> None:
@@ -336,23 +329,13 @@ class SweepStore(JobStore):
     def finish_members(self, token: str, results: dict[str, FitResult],
                        failures: dict[str, tuple[JobError, list, bool]]) -> None:
         """Record each member's outcome: a result, or (error, history so far, cancelled)."""
-        now = repr(time.time())
         pipe = self.redis.pipeline(transaction=False)
-        ended: list[tuple[str, str]] = []
         for job_id, result in results.items():
-            self._finish_in(pipe, job_id, token, now, JobState.SUCCEEDED,
-                            result=result.model_dump_json())
-            ended.append((job_id, JobState.SUCCEEDED.value))
+            self._end(job_id, token, JobState.SUCCEEDED, pipe, result=result.model_dump_json())
         for job_id, (error, history, cancelled) in failures.items():
             state = JobState.CANCELLED if cancelled else JobState.FAILED
-            self._finish_in(pipe, job_id, token, now, state, error=error.model_dump_json(),
-                            partial_history=json.dumps(list(history)))
-            ended.append((job_id, state.value))
-        done = pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
-        for (job_id, state), ok in zip(ended, done, strict=True):
-            if ok:
-                pipe.publish(events_channel(job_id), state)
+            self._end(job_id, token, state, pipe, error=error.model_dump_json(),
+                      partial_history=json.dumps(list(history)))
         pipe.execute()
 
     def finish_sweep(self, sweep_id: str, fit_seconds: float) -> None:
@@ -363,19 +346,6 @@ class SweepStore(JobStore):
             pipe.expire(key, self.ttl)
         pipe.execute()
         self.redis.publish(events_channel(sweep_id), "finished")
-
-    def _finish_in(self, pipe: Any, job_id: str, token: str, now: str, state: JobState,
-                   **fields: str) -> None:
-        args: list[Any] = [job_id, token, self.ttl, "state", state.value, "finished_at", now]
-        for name, value in fields.items():
-            args += [name, value]
-        self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING], args=args, client=pipe)
-
-    def _publish_all(self, job_ids: list[str], events: list[str]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id, event in zip(job_ids, events, strict=True):
-            pipe.publish(events_channel(job_id), event)
-        pipe.execute()
 
 
 def _member(record: JobRecord) -> SweepMember:

@@ -28,6 +28,10 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
     for name in ("POLYFIT_TORCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                  "MKL_NUM_THREADS"):
         os.environ.setdefault(name, threads)
+    # Idle OpenMP threads sleep instead of spinning: a spinning pool thread of one job's
+    # process takes the core that Redis, Celery and the next job need (bench/queue.py:
+    # 4.6 ms of CPU per one-step job spinning, 0.9 ms without).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from pydantic import ValidationError
 

@@ -22,7 +22,7 @@ from models.store import attempt_token
 from models.sweep import SweepStore
 from worker.app import RETRY_TRANSIENT, app, settings
 from worker.fit import Cancelled, FitStopped, Report
-from worker.run import resolve_device, run_fit, with_seed
+from worker.run import DeviceUnavailable, resolve_device, run_fit, with_seed
 
 log = logging.getLogger("polyfit.worker")
 
@@ -89,20 +89,21 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     jobs = store()
     try:
         request = FitRequest.model_validate(raw_request)
-    except ValidationError as error:
-        jobs.fail_unclaimed(job_id, JobError(type="ValidationError",
-                                             message=describe(error)))
-        log.error("job %s refused: %s", job_id, describe(error))
+        device = resolve_device(request)
+    except (ValidationError, DeviceUnavailable) as error:
+        reason = describe(error) if isinstance(error, ValidationError) else str(error)
+        jobs.fail_unclaimed(job_id, JobError(type=type(error).__name__, message=reason))
+        log.error("job %s refused: %s", job_id, reason)
         return
 
     token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
-    outcome = jobs.claim(job_id, token, worker)
+    outcome = jobs.claim(job_id, token, worker, device)
     if outcome != "claimed":
         log.info("job %s not run: %s", job_id, outcome)
         return
-    if request.seed is None:
+    if request.seed is None:  # drawn by the first attempt; a re-delivery runs the same seed
         request = with_seed(jobs.get(job_id).fit_request)
-    jobs.set_request(job_id, request)
+        jobs.set_request(job_id, request)
 
     lease = Lease(job_id, token)
     lease.start()
@@ -121,8 +122,6 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     report = Report(request.record_every or 1, request.steps or 0, on_progress,
                     cancel_requested, settings.soft_time_limit)
     try:
-        device = resolve_device(request)
-        jobs.set_device(job_id, device)
         result = run_fit(request, report, device, settings.compile)
     except Cancelled as stop:
         jobs.fail(job_id, token, JobError(type="Cancelled", message=str(stop)), stop.history,
