@@ -44,23 +44,52 @@ def store() -> SweepStore:
     return _store
 
 
-class Lease(threading.Thread):
-    """Renews a running job's lease; notices when the job stopped being this attempt's."""
+class Leases:
+    """Renews the leases of the jobs this process is running, all from one thread, started on
+    first use (after the pool forked) rather than one per job; notes the jobs that stopped
+    being their attempt's."""
 
-    def __init__(self, job_id: str, token: str) -> None:
-        super().__init__(name=f"lease-{job_id}", daemon=True)
-        self.job_id, self.token = job_id, token
-        self.lost = False
-        self.done = threading.Event()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, str] = {}  # job id → the attempt's token
+        self._lost: set[str] = set()
+        self._thread: threading.Thread | None = None
 
-    def run(self) -> None:
-        while not self.done.wait(settings.lease_seconds / 3):
-            try:
-                if not store().renew(self.job_id, self.token):
-                    self.lost = True
-                    return
-            except redis.RedisError as error:
-                log.warning("lease renewal for %s failed: %s", self.job_id, error)
+    def hold(self, job_id: str, token: str) -> None:
+        with self._lock:
+            self._held[job_id] = token
+            self._lost.discard(job_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew, name="polyfit-leases",
+                                                daemon=True)
+                self._thread.start()
+
+    def release(self, job_id: str) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+            self._lost.discard(job_id)
+
+    def lost(self, job_id: str) -> bool:
+        return job_id in self._lost
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(settings.lease_seconds / 3)
+            with self._lock:
+                held = list(self._held.items())
+            for job_id, token in held:
+                try:
+                    alive = store().renew(job_id, token)
+                except redis.RedisError as error:
+                    log.warning("lease renewal for %s failed: %s", job_id, error)
+                    continue
+                if not alive:
+                    with self._lock:
+                        if self._held.get(job_id) == token:
+                            self._lost.add(job_id)
+
+
+leases = Leases()
 
 
 class JobRequest(Request):
@@ -105,8 +134,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         request = with_seed(jobs.get(job_id).fit_request)
         jobs.set_request(job_id, request)
 
-    lease = Lease(job_id, token)
-    lease.start()
+    leases.hold(job_id, token)
     last_progress = 0.0
 
     def on_progress(step: int, loss: float) -> None:
@@ -117,7 +145,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
             jobs.progress(job_id, step, request.steps, loss)
 
     def cancel_requested() -> bool:
-        return lease.lost or jobs.cancel_requested(job_id)
+        return leases.lost(job_id) or jobs.cancel_requested(job_id)
 
     report = Report(request.record_every or 1, request.steps or 0, on_progress,
                     cancel_requested, settings.soft_time_limit)
@@ -141,4 +169,4 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     else:
         jobs.succeed(job_id, token, result)
     finally:
-        lease.done.set()
+        leases.release(job_id)
