@@ -36,7 +36,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     draws = random.Random(request.seed)
     criterion = torch.nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=request.learning_rate,
-                                momentum=request.momentum, foreach=True)
+                                momentum=request.momentum)
 
     for t in range(request.steps):
         loss = criterion(model(powers, draws.randint(4, 6)), problem.y)

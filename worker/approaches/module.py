@@ -26,8 +26,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     initial = initial_normal(request, request.degree + 1, problem.device)
     model = Polynomial(initial)
     criterion = torch.nn.MSELoss(reduction="sum")
-    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate,
-                                              foreach=True)
+    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate)
 
     for t in range(request.steps):
         loss = criterion(model(powers), problem.y)

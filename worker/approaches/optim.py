@@ -14,8 +14,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     model = linear_model(problem, request)
     initial = coefficients_of(model)
     loss_fn = torch.nn.MSELoss(reduction="sum")
-    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate,
-                                              foreach=True)
+    optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate)
 
     for t in range(request.steps):
         loss = loss_fn(model(xx), problem.y)
