@@ -80,11 +80,15 @@ def test_a_compiling_worker_runs_the_published_legendre_fit(redis_server, start_
         assert dict(record.result.loss_history)[99] == pytest.approx(209.958, abs=0.01)
 
 
-def test_a_worker_without_a_compiler_refuses_to_start(tmp_path):
-    env = {**os.environ, "POLYFIT_COMPILE": "1", "PATH": str(tmp_path), "CXX": "no-such-cxx",
-           "POLYFIT_REDIS_URL": "redis://127.0.0.1:1/0"}
-    run = subprocess.run([str(BIN / "polyfit-worker")], env=env, capture_output=True, text=True,
-                         timeout=120)
+@pytest.mark.parametrize(("args", "path", "refusal"), [
+    ([], "empty", "POLYFIT_COMPILE is set but no C++ compiler"),
+    (["--pool", "threads"], os.environ["PATH"], "POLYFIT_COMPILE needs --pool prefork or solo"),
+])
+def test_a_worker_that_cannot_compile_refuses_to_start(tmp_path, args, path, refusal):
+    env = {**os.environ, "POLYFIT_COMPILE": "1", "PATH": str(tmp_path) if path == "empty" else path,
+           "CXX": "no-such-cxx", "POLYFIT_REDIS_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run([str(BIN / "polyfit-worker"), *args], env=env, capture_output=True,
+                         text=True, timeout=120)
     assert run.returncode == 2
-    assert "POLYFIT_COMPILE is set but no C++ compiler" in run.stderr
+    assert refusal in run.stderr
     assert "Traceback" not in run.stderr

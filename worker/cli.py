@@ -38,15 +38,16 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
     from models.request import describe
 
     try:
-        from worker.app import app
+        from worker.app import app, settings
     except ValidationError as error:  # a bad POLYFIT_* setting
         raise click.UsageError(f"settings: {describe(error)}") from None
-    from models.settings import current_settings
-
-    if current_settings().compile and not any(
+    if settings.compile and not any(
             shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++")):
         raise click.UsageError("POLYFIT_COMPILE is set but no C++ compiler (g++) is on PATH: "
                                "torch.compile needs one; install it or unset POLYFIT_COMPILE")
+    if settings.compile and pool == "threads":
+        raise click.UsageError("POLYFIT_COMPILE needs --pool prefork or solo: torch.compile "
+                               "is not safe to run from several threads of one process")
 
     argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
