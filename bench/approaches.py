@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from bench import tutorial  # noqa: E402
 from models import FitRequest  # noqa: E402
-from worker.approaches import COMPILED  # noqa: E402
+from worker.approaches import compiles  # noqa: E402
 from worker.fit import Report, make_problem  # noqa: E402
 from worker.run import run_fit  # noqa: E402
 
@@ -54,7 +54,7 @@ def compare(approach: str, repeat: int, steps: int | None) -> dict:
         start, problem.x, problem.y, request.steps, request.learning_rate, **extra))
     row = {"approach": approach, "steps": request.steps, "tutorial_s": tutorial_s,
            "eager_s": eager_s, "eager_diff": abs(result.final_loss - reference) / reference}
-    if approach in COMPILED:
+    if compiles(request):
         row["first_s"], _ = best_of(1, lambda: polyfit(True))
         row["compiled_s"], compiled = best_of(repeat, lambda: polyfit(True))
         row["compiled_diff"] = abs(compiled.final_loss - reference) / reference

@@ -104,6 +104,8 @@ class FitRequest(BaseModel):
             raise ValueError("degree: dynamic keeps the tutorial's cubic (+ x^4, x^5); use 3")
         if name == "nn" and self.optimizer not in (None, "sgd"):
             raise ValueError("optimizer: nn updates by hand with plain SGD; use optim instead")
+        if name == "dynamic" and self.optimizer not in (None, "sgd"):
+            raise ValueError("optimizer: dynamic uses SGD with momentum (see --momentum)")
         if name not in ("optim", "module", "dynamic") and self.optimizer not in (None, "sgd"):
             raise ValueError(f"optimizer: {name} uses plain gradient descent")
         if name in NUMPY_APPROACHES and self.device == "cuda":

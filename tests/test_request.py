@@ -97,6 +97,7 @@ def test_auto_queue_setting(monkeypatch):
         ({"approach": "numpy", "device": "cuda"}, "device"),
         ({"approach": "nn", "dtype": "float16"}, "dtype"),
         ({"approach": "nn", "optimizer": "adam"}, "optimizer"),
+        ({"approach": "dynamic", "optimizer": "rmsprop"}, "optimizer"),
         ({"approach": "optim", "optimizer": "lbfgs"}, "optimizer"),
         ({"approach": "nn", "momentum": 0.5}, "momentum"),
         ({"approach": "nn", "record_every": 0}, "record_every"),

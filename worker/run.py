@@ -10,7 +10,7 @@ import torch
 from models import FitRequest, FitResult
 from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
-from worker.approaches import APPROACHES, COMPILED
+from worker.approaches import APPROACHES, compiles
 from worker.fit import Report, make_problem
 
 
@@ -44,7 +44,7 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
     """Fit ``request`` (which must carry a seed) and time it; ``compiled``: see
     worker/descent.py."""
     device = device or resolve_device(request)
-    compiled = compiled and request.approach in COMPILED
+    compiled = compiled and compiles(request)
     problem = make_problem(request, device, compiled)
     started = time.perf_counter()
     fit = APPROACHES[request.approach](problem, request, report)

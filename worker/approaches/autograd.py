@@ -18,8 +18,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     initial = w.clone()
 
     if problem.compiled:
-        (w,) = descend(loss_of, (w,), (powers, problem.y), request.learning_rate,
-                       request.steps, report)
+        descend(loss_of, [w], (powers, problem.y), request.learning_rate, request.steps, report)
     else:
         w.requires_grad_()
         for t in range(request.steps):

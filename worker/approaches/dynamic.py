@@ -10,7 +10,8 @@ import random
 import torch
 
 from models import FitRequest
-from worker.fit import Fit, Problem, Report, initial_normal, named
+from worker.descent import descend
+from worker.fit import Fit, Problem, Report, initial_normal, named, sse
 
 
 class DynamicNet(torch.nn.Module):
@@ -29,22 +30,39 @@ class DynamicNet(torch.nn.Module):
         return torch.cat([self.cubic.detach(), self.e.detach().reshape(1)]).cpu()
 
 
+LAYOUT = DynamicNet(torch.empty(5, device="meta"))  # no values of its own, for compiled fits
+
+
+def loss_of(params: tuple[torch.Tensor, torch.Tensor], powers: torch.Tensor, y: torch.Tensor,
+            top: int) -> torch.Tensor:
+    cubic, e = params
+    return sse(torch.func.functional_call(LAYOUT, {"cubic": cubic, "e": e}, (powers, top)), y)
+
+
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers = problem.powers(5)  # columns 1, x, …, x⁵
     initial = initial_normal(request, 5, problem.device)
     model = DynamicNet(initial)
     draws = random.Random(request.seed)
     criterion = torch.nn.MSELoss(reduction="sum")
-    optimizer = torch.optim.SGD(model.parameters(), lr=request.learning_rate,
-                                momentum=request.momentum)
 
-    for t in range(request.steps):
-        loss = criterion(model(powers, draws.randint(4, 6)), problem.y)
-        if report.due(t):
-            report(t, loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def draw() -> tuple[tuple[int], tuple[int, ...]]:
+        top = draws.randint(4, 6)
+        return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
+
+    if problem.compiled:  # one step per call: each step draws its own degree
+        descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
+                request.learning_rate, request.steps, report, request.momentum, draw)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=request.learning_rate,
+                                    momentum=request.momentum)
+        for t in range(request.steps):
+            loss = criterion(model(powers, draws.randint(4, 6)), problem.y)
+            if report.due(t):
+                report(t, loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
     with torch.no_grad():
         final_loss = criterion(model(powers, 6), problem.y).item()

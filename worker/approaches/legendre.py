@@ -55,8 +55,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     params = torch.tensor(INITIAL, dtype=x.dtype, device=x.device)
 
     if problem.compiled:
-        (params,) = descend(loss_of, (params,), inputs, request.learning_rate,
-                            request.steps, report)
+        descend(loss_of, [params], inputs, request.learning_rate, request.steps, report)
     else:
         params.requires_grad_()
         for t in range(request.steps):

@@ -35,6 +35,14 @@ def loss_of(params: tuple[torch.Tensor, ...], xx: torch.Tensor, y: torch.Tensor,
     return sse(torch.func.functional_call(model, {"0.weight": weight, "0.bias": bias}, (xx,)), y)
 
 
+def descend_compiled(model: torch.nn.Sequential, xx: torch.Tensor, problem: Problem,
+                     request: FitRequest, report: Report) -> None:
+    """SGD on the model's parameters, in place, through worker/descent.py."""
+    inputs = (xx, problem.y, model_layout(request.degree))
+    descend(loss_of, [p.detach() for p in model.parameters()], inputs, request.learning_rate,
+            request.steps, report)
+
+
 def coefficients_of(model: torch.nn.Sequential) -> dict[str, float]:
     linear = model[0]
     return named([linear.bias.item(), *linear.weight.detach().flatten().tolist()])
@@ -48,11 +56,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     params = [model[0].weight, model[0].bias]
 
     if problem.compiled:
-        inputs = (xx, problem.y, model_layout(request.degree))
-        final = descend(loss_of, tuple(p.detach() for p in params), inputs,
-                        request.learning_rate, request.steps, report)
-        with torch.no_grad():
-            torch._foreach_copy_(params, final)
+        descend_compiled(model, xx, problem, request, report)
     else:
         for t in range(request.steps):
             loss = loss_fn(model(xx), problem.y)
