@@ -14,7 +14,7 @@ from conftest import cli, requires_cuda
 from models import FitRequest, JobState
 from models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
 from worker.approaches.nn import coefficients_of, linear_model
-from worker.batched.polynomial import ExplicitGradient
+from worker.batched import polynomial
 from worker.batched.report import BatchReport
 from worker.fit import Diverged, FitStopped, Report, make_problem
 from worker.run import run_fit
@@ -80,10 +80,12 @@ def test_batched_equals_single(approach, extra, learning_rates):
 
 
 @pytest.mark.parametrize(("approach", "extra", "learning_rates"), [
-    ("nn", {}, [1e-6, 3e-6, 2e-6]), ("optim", {"optimizer": "adam"}, [1e-3, 3e-3, 2e-3])])
+    ("nn", {}, [1e-6, 3e-6, 2e-6]), ("optim", {"optimizer": "adam"}, [1e-3, 3e-3, 2e-3]),
+    ("autograd", {}, [1e-6, 3e-6, 2e-6])])
 def test_members_in_cpu_blocks_equal_single(monkeypatch, approach, extra, learning_rates):
-    """On the CPU members go through in cache-sized blocks: here of 4 rows, for 6 members."""
-    monkeypatch.setattr(ExplicitGradient, "CPU_BLOCK_BYTES", 4 * 2000 * 4)
+    """On the CPU members go through in cache-sized blocks: here of 4 rows (autograd, which
+    keeps two tensors per block: 2), for 6 members."""
+    monkeypatch.setattr(polynomial, "CPU_BLOCK_BYTES", 4 * 2000 * 4)
     requests = members(approach, extra, learning_rates)
     report = BatchReport(len(requests), requests[0].record_every, requests[0].steps)
     for request, batched in zip(requests, run_sweep(requests, report, "cpu"), strict=True):

@@ -41,6 +41,16 @@ def initial_values(problem: Problem, requests: list[FitRequest]) -> torch.Tensor
     return values.to(device=problem.device, dtype=getattr(torch, base.dtype))
 
 
+CPU_BLOCK_BYTES = 2**21
+
+
+def member_blocks(size: int, y: torch.Tensor, tensors: int) -> list[slice]:
+    """The members in blocks whose ``tensors`` working (rows × n) tensors stay in a CPU's
+    cache together (a K × n tensor of thousands of members would not); on a GPU all at once."""
+    rows = size if y.is_cuda else max(1, CPU_BLOCK_BYTES // (tensors * len(y) * y.element_size()))
+    return [slice(first, min(first + rows, size)) for first in range(0, size, rows)]
+
+
 class ExplicitGradient:
     """The gradient of each member's Σ R² in closed form, 2·R·P, with R = W·Pᵀ − y.
 
@@ -52,17 +62,15 @@ class ExplicitGradient:
     next product reads.
     """
 
-    CPU_BLOCK_BYTES = 2**21
-
     def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor) -> None:
         size, width = start.shape
         self.augmented = torch.cat([start, torch.ones_like(start[:, :1])], dim=1)
         self.w = self.augmented[:, :width]
         self.operand = torch.cat([powers.T, -y.unsqueeze(0)]).contiguous()
         self.powers_t = self.operand[:width]
-        rows = size if y.is_cuda else max(1, self.CPU_BLOCK_BYTES // (len(y) * y.element_size()))
-        self.blocks = [slice(first, min(first + rows, size)) for first in range(0, size, rows)]
-        self.residual = torch.empty(min(rows, size), len(y), dtype=y.dtype, device=y.device)
+        self.blocks = member_blocks(size, y, tensors=1)
+        rows = self.blocks[0].stop
+        self.residual = torch.empty(rows, len(y), dtype=y.dtype, device=y.device)
         self.gradient_t = torch.empty(width, size, dtype=y.dtype, device=y.device)
         self.loss = torch.empty(size, dtype=y.dtype, device=y.device)
 
@@ -83,25 +91,31 @@ class ExplicitGradient:
 
 class AutogradGradient:
     """The same gradient from ``loss.backward()``: predictions W·Pᵀ, the members' summed
-    squared error (``mse_loss``, sum), backward; a member's gradient is its own row's."""
+    squared error (``mse_loss``, sum), backward; a member's gradient is its own row's. On the
+    CPU, block by block, each block's predictions and their gradient staying in cache."""
 
     def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor) -> None:
         self.powers_t, self.y = powers.T.contiguous(), y
-        self.targets = y.expand(len(start), len(y))
         self.w = start.clone()
-        self.predictions = torch.empty(0)
+        self.blocks = member_blocks(len(start), y, tensors=2)
+        self.targets = y.expand(self.blocks[0].stop, len(y))
+        self.gradient = torch.empty_like(self.w)
+        self.loss = torch.empty(len(start), dtype=y.dtype, device=y.device)
 
     def __call__(self, record: bool) -> torch.Tensor:
-        w = self.w.requires_grad_()
-        predictions = torch.mm(w, self.powers_t)
-        torch.nn.functional.mse_loss(predictions, self.targets, reduction="sum").backward()
-        grad, w.grad = w.grad, None
-        w.requires_grad_(False)
-        self.predictions = predictions.detach()
-        return grad
+        for block in self.blocks:
+            w = self.w[block].detach().requires_grad_()
+            predictions = torch.mm(w, self.powers_t)
+            targets = self.targets[: len(predictions)]
+            torch.nn.functional.mse_loss(predictions, targets, reduction="sum").backward()
+            self.gradient[block] = w.grad
+            if record:
+                torch.sum((predictions.detach() - self.y).pow(2), 1, out=self.loss[block])
+        return self.gradient
 
     def losses(self) -> torch.Tensor:
-        return (self.predictions - self.y).pow(2).sum(1)
+        """(K,): each member's loss at the W of the last recording call."""
+        return self.loss
 
 
 def fit_batch(problem: Problem, requests: list[FitRequest],
