@@ -245,10 +245,15 @@ class JobStore:
         """Record the request as run (with the seed the worker drew, when it had none)."""
         self.redis.hset(job_key(job_id), "request", request.model_dump_json())
 
-    def renew(self, job_id: str, token: str) -> bool:
-        """Extend this attempt's lease; False when the job is no longer this attempt's."""
-        keys = [job_key(job_id), lease_key(job_id)]
-        return bool(self._renew(keys=keys, args=[token, int(self.settings.lease_seconds * 1000)]))
+    def renew(self, job_ids: list[str], token: str) -> list[bool]:
+        """Extend the leases of this attempt's jobs in one round trip; False for a job that
+        is no longer this attempt's."""
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            self._renew(keys=[job_key(job_id), lease_key(job_id)], args=[token, lease_ms],
+                        client=pipe)
+        return [bool(r) for r in pipe.execute()]
 
     def progress(self, job_id: str, step: int, steps: int, loss: float) -> bool:
         """Publish progress; returns True when a cancel was asked for."""

@@ -299,15 +299,6 @@ class SweepStore(JobStore):
         for job_id in member_ids:
             self.fail_unclaimed(job_id, error)
 
-    def renew_members(self, member_ids: list[str], token: str) -> list[bool]:
-        """Extend every member's lease; False for a member no longer this attempt's."""
-        lease_ms = int(self.settings.lease_seconds * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in member_ids:
-            self._renew(keys=[job_key(job_id), lease_key(job_id)], args=[token, lease_ms],
-                        client=pipe)
-        return [bool(r) for r in pipe.execute()]
-
     def cancels_requested(self, member_ids: list[str]) -> list[bool]:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in member_ids:

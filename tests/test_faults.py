@@ -264,3 +264,29 @@ def test_cancel_stops_a_running_job_within_a_second_and_a_queued_one_before_it_r
     ready(client)  # the worker has taken the cancelled message by now, and skipped it
     skipped = client.status(waiting)
     assert (skipped.state, skipped.attempts, skipped.started_at) == (JobState.CANCELLED, 0, None)
+
+
+def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis_server,
+                                                                          monkeypatch):
+    """A worker process's Leases renew a job and a sweep's members alike; a job whose record
+    now names another attempt's token is lost to this one, and only that job."""
+    import worker.tasks as tasks
+    from models.store import job_key, lease_key
+    from models.sweep import SweepStore
+
+    settings = Settings(redis_url=redis_server.url, lease_seconds=0.3)
+    store = SweepStore.from_url(redis_server.url, settings)
+    monkeypatch.setattr(tasks, "settings", settings)
+    monkeypatch.setattr(tasks, "_store", store)
+    jobs = [store.create(SMALL) for _ in range(3)]
+    for job_id in jobs:
+        assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    leases = tasks.Leases()
+    leases.hold(jobs[:1], "attempt-1")  # a job
+    leases.hold(jobs[1:], "attempt-1")  # a sweep's members
+    store.redis.hset(job_key(jobs[2]), "token", "attempt-2")
+    time.sleep(1.0)  # past the 0.3 s lease: only renewals keep it
+    assert [leases.lost(j) for j in jobs] == [False, False, True]
+    assert all(store.redis.exists(lease_key(j)) for j in jobs[:2])
+    leases.release(jobs)
+    assert not leases.lost(jobs[2])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from typing import Any
@@ -31,29 +30,10 @@ from worker.batched.report import BatchReport
 from worker.fit import Cancelled, TimeLimitExceeded
 from worker.run import resolve_device
 from worker.sweep import run_sweep
-from worker.tasks import store
+from worker.tasks import leases, store
 
 log = logging.getLogger("polyfit.worker")
 MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
-
-class MemberLeases(threading.Thread):
-    """Renews the leases of all members of a running batch; notes members lost to it."""
-
-    def __init__(self, member_ids: list[str], token: str) -> None:
-        super().__init__(name=f"leases-{len(member_ids)}", daemon=True)
-        self.member_ids, self.token = member_ids, token
-        self.lost: set[int] = set()
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(settings.lease_seconds / 3):
-            try:
-                renewed = store().renew_members(self.member_ids, self.token)
-            except redis.RedisError as error:
-                log.warning("lease renewal for a sweep failed: %s", error)
-                continue
-            self.lost.update(row for row, ok in enumerate(renewed) if not ok)
-
 
 class SweepJobRequest(Request):
     """Fails the running members when Celery's hard time limit kills the process."""
@@ -117,12 +97,11 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
                 worker: str) -> None:
     """Fit the claimed members as one batch and record every member's outcome."""
     sweeps = store()
-    leases = MemberLeases(member_ids, token)
-    leases.start()
+    leases.hold(member_ids, token)
     base = requests[0]
     progress = _Progress(sweep_id, member_ids, base.steps)
     report = BatchReport(len(requests), base.record_every, base.steps, progress,
-                         lambda: _stops(member_ids, leases), settings.soft_time_limit)
+                         lambda: _stops(member_ids), settings.soft_time_limit)
     started = time.perf_counter()
     try:
         device = resolve_device(base)
@@ -140,9 +119,9 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
         _fail_all(member_ids, token, report, JobError(type=type(error).__name__,
                                                       message=str(error)))
     else:
-        _record(member_ids, token, results, report, leases.lost)
+        _record(member_ids, token, results, report)
     finally:
-        leases.done.set()
+        leases.release(member_ids)
         sweeps.finish_sweep(sweep_id, time.perf_counter() - started)
 
 
@@ -168,18 +147,19 @@ class _Progress:
                                len(live), members)
 
 
-def _stops(member_ids: list[str], leases: MemberLeases) -> set[int]:
+def _stops(member_ids: list[str]) -> set[int]:
     """Rows whose cancel was asked for, or whose lease another attempt now holds."""
     flags = store().cancels_requested(member_ids)
-    return {row for row, flag in enumerate(flags) if flag} | leases.lost
+    return {row for row, (job_id, flag) in enumerate(zip(member_ids, flags, strict=True))
+            if flag or leases.lost(job_id)}
 
 
 def _record(member_ids: list[str], token: str, results: list[FitResult | None],
-            report: BatchReport, lost: set[int]) -> None:
+            report: BatchReport) -> None:
     succeeded: dict[str, FitResult] = {}
     failed: dict[str, tuple[JobError, list, bool]] = {}
     for row, (job_id, result) in enumerate(zip(member_ids, results, strict=True)):
-        if row in lost:
+        if leases.lost(job_id):
             continue  # no longer this attempt's: another delivery records it
         if result is not None:
             succeeded[job_id] = result

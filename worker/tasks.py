@@ -45,9 +45,9 @@ def store() -> SweepStore:
 
 
 class Leases:
-    """Renews the leases of the jobs this process is running, all from one thread, started on
-    first use (after the pool forked) rather than one per job; notes the jobs that stopped
-    being their attempt's."""
+    """Renews the leases of the jobs this process is running (a job, or a sweep's members),
+    all from one thread, started on first use (after the pool forked), one round trip per
+    attempt; notes the jobs that stopped being their attempt's."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,19 +55,21 @@ class Leases:
         self._lost: set[str] = set()
         self._thread: threading.Thread | None = None
 
-    def hold(self, job_id: str, token: str) -> None:
+    def hold(self, job_ids: list[str], token: str) -> None:
         with self._lock:
-            self._held[job_id] = token
-            self._lost.discard(job_id)
+            for job_id in job_ids:
+                self._held[job_id] = token
+                self._lost.discard(job_id)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._renew, name="polyfit-leases",
                                                 daemon=True)
                 self._thread.start()
 
-    def release(self, job_id: str) -> None:
+    def release(self, job_ids: list[str]) -> None:
         with self._lock:
-            self._held.pop(job_id, None)
-            self._lost.discard(job_id)
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
+                self._lost.discard(job_id)
 
     def lost(self, job_id: str) -> bool:
         return job_id in self._lost
@@ -75,18 +77,20 @@ class Leases:
     def _renew(self) -> None:
         while True:
             time.sleep(settings.lease_seconds / 3)
+            attempts: dict[str, list[str]] = {}  # token → its job ids
             with self._lock:
-                held = list(self._held.items())
-            for job_id, token in held:
+                for job_id, token in self._held.items():
+                    attempts.setdefault(token, []).append(job_id)
+            for token, job_ids in attempts.items():
                 try:
-                    alive = store().renew(job_id, token)
+                    renewed = store().renew(job_ids, token)
                 except redis.RedisError as error:
-                    log.warning("lease renewal for %s failed: %s", job_id, error)
+                    log.warning("lease renewal for %d job(s) failed: %s", len(job_ids), error)
                     continue
-                if not alive:
-                    with self._lock:
-                        if self._held.get(job_id) == token:
-                            self._lost.add(job_id)
+                with self._lock:
+                    self._lost.update(job_id for job_id, alive in zip(job_ids, renewed,
+                                                                      strict=True)
+                                      if not alive and self._held.get(job_id) == token)
 
 
 leases = Leases()
@@ -134,7 +138,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         request = with_seed(jobs.get(job_id).fit_request)
         jobs.set_request(job_id, request)
 
-    leases.hold(job_id, token)
+    leases.hold([job_id], token)
     last_progress = 0.0
 
     def on_progress(step: int, loss: float) -> None:
@@ -169,4 +173,4 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     else:
         jobs.succeed(job_id, token, result)
     finally:
-        leases.release(job_id)
+        leases.release([job_id])
