@@ -63,14 +63,20 @@ class PolyfitClient:
         """Queue a validated request; returns the job id."""
         with self._reaching_redis():
             job_id = self.store.create(request, sweep_id=sweep_id)
-            try:
-                self.celery.send_task("polyfit.fit", args=[job_id, request.model_dump(mode="json")],
-                                      queue=request.queue, task_id=job_id,
-                                      argsrepr=f"[{job_id!r}, ...]")  # not Celery's slow repr
-            except Exception:
-                self.store.delete(job_id)
-                raise
+            self._send("polyfit.fit", job_id, request, request.queue, self.store.delete)
         return job_id
+
+    def _send(self, task: str, task_id: str, body: FitRequest | SweepRequest, queue: str,
+              undo: Callable[[str], None]) -> None:
+        """Send the message for a recorded job or sweep (its id is the task id); should that
+        fail, ``undo`` the record so that nothing waits for a message never sent."""
+        try:
+            self.celery.send_task(task, args=[task_id, body.model_dump(mode="json")], queue=queue,
+                                  task_id=task_id,
+                                  argsrepr=f"[{task_id!r}, ...]")  # not Celery's slow repr
+        except Exception:
+            undo(task_id)
+            raise
 
     def status(self, job_id: str) -> JobRecord:
         """The job's record as it is now."""
@@ -175,14 +181,7 @@ class PolyfitClient:
         Each member also gets a job id of its own, listed by ``sweep_result``."""
         with self._reaching_redis():
             sweep_id, _ = self.store.create_sweep(sweep)
-            try:
-                self.celery.send_task("polyfit.sweep",
-                                      args=[sweep_id, sweep.model_dump(mode="json")],
-                                      queue=sweep.queue, task_id=sweep_id,
-                                      argsrepr=f"[{sweep_id!r}, ...]")
-            except Exception:
-                self.store.delete_sweep(sweep_id)
-                raise
+            self._send("polyfit.sweep", sweep_id, sweep, sweep.queue, self.store.delete_sweep)
         return sweep_id
 
     def sweep_result(self, sweep_id: str) -> SweepRecord:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,21 +70,30 @@ def cli(ctx: click.Context, redis_url: str) -> None:
         raise click.BadParameter(str(error), param_hint="--redis-url") from None
 
 
+@contextmanager
+def waiting(what: str, follow: str, stop: str,
+            document: Callable[[], dict[str, Any]] | None) -> Iterator[None]:
+    """Around a wait: should it fail, print the record as it is (``document``, with --json)
+    first; on Ctrl-C say that ``what`` goes on, how to ``follow`` it and ``stop`` it, exit 130."""
+    try:
+        yield
+    except PolyfitError:
+        if document:
+            print_json(document())
+        raise
+    except KeyboardInterrupt:
+        click.echo(f"stopped waiting; {what} goes on — {follow} or stop it with `{stop}`",
+                   err=True)
+        sys.exit(130)
+
+
 def finish(client: PolyfitClient, job_id: str, as_json: bool, quiet: bool,
            timeout: float | None) -> None:
     """Wait for a job with a progress view, then print its result."""
-    try:
-        with ProgressView(quiet) as view:
-            record = client.wait(job_id, timeout, on_update=view.update)
-    except PolyfitError:
-        if as_json:
-            print_json(client.status(job_id).to_document())
-        raise
-    except KeyboardInterrupt:
-        click.echo(f"stopped waiting; job {job_id} goes on — follow it again with "
-                   f"`polyfit-client wait {job_id}` or stop it with "
-                   f"`polyfit-client cancel {job_id}`", err=True)
-        sys.exit(130)
+    document = (lambda: client.status(job_id).to_document()) if as_json else None
+    with waiting(f"job {job_id}", f"follow it again with `polyfit-client wait {job_id}`",
+                 f"polyfit-client cancel {job_id}", document), ProgressView(quiet) as view:
+        record = client.wait(job_id, timeout, on_update=view.update)
     if as_json:
         print_json(record.to_document())
     elif quiet:
@@ -315,17 +325,11 @@ def build_sweep(base: FitRequest, learning_rates: list[float] | None,
 def finish_sweep(client: PolyfitClient, sweep_id: str, as_json: bool, quiet: bool,
                  timeout: float | None, limit: int | None) -> None:
     """Wait for a sweep with progress lines, print it, exit 1 unless a member succeeded."""
-    try:
+    document = (lambda: client.sweep_result(sweep_id).to_document()) if as_json else None
+    with waiting(f"sweep {sweep_id}",
+                 f"follow it with `polyfit-client sweep-result --wait {sweep_id}`",
+                 f"polyfit-client sweep-cancel {sweep_id}", document):
         record = client.wait_sweep(sweep_id, timeout, on_update=SweepProgress(sweep_id, quiet))
-    except PolyfitError:
-        if as_json:
-            print_json(client.sweep_result(sweep_id).to_document())
-        raise
-    except KeyboardInterrupt:
-        click.echo(f"stopped waiting; sweep {sweep_id} goes on — follow it with "
-                   f"`polyfit-client sweep-result --wait {sweep_id}` or stop it with "
-                   f"`polyfit-client sweep-cancel {sweep_id}`", err=True)
-        sys.exit(130)
     show_sweep_record(record, as_json, quiet, limit)
 
 
