@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,3 +104,16 @@ def service(redis_server: EmbeddedRedis, start_worker) -> Iterator[tuple[Polyfit
     """Redis, one cpu worker, and a client connected to them."""
     worker = start_worker(redis_server.url)
     yield PolyfitClient(redis_server.url), worker
+
+
+def envelope(body: bytes, task_id: str, task: str = "polyfit.fit",
+             content_type: str = "application/json", content_encoding: str = "utf-8") -> str:
+    """A Celery protocol 2 message in kombu's Redis envelope, as a sender would LPUSH it."""
+    headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0,
+               "timelimit": [None, None], "argsrepr": "", "kwargsrepr": ""}
+    return json.dumps({
+        "body": base64.b64encode(body).decode(), "content-encoding": content_encoding,
+        "content-type": content_type, "headers": headers,
+        "properties": {"correlation_id": task_id, "delivery_mode": 2, "priority": 0,
+                       "delivery_info": {"exchange": "", "routing_key": "cpu"},
+                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})

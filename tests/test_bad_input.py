@@ -3,13 +3,11 @@ with a clear reason; nothing half-queued, no traceback, no worker stopped."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -25,7 +23,7 @@ from pydantic import ValidationError
 from client import PolyfitClient
 from client.cli import main
 from client.embedded import EmbeddedRedis
-from conftest import Worker, cli
+from conftest import Worker, cli, envelope
 from models import APPROACHES, FitRequest, JobState
 from models.request import describe
 from models.store import JOBS
@@ -227,19 +225,6 @@ def test_bad_csv_is_refused_before_anything_is_queued(idle_redis, tmp_path, case
 
 
 # --- raw messages pushed onto the queue, bypassing the client -------------------------------
-
-def envelope(body: bytes, task_id: str, task: str = "polyfit.fit",
-             content_type: str = "application/json") -> str:
-    """A Celery protocol 2 message in kombu's Redis envelope, as a sender would LPUSH it."""
-    headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0,
-               "timelimit": [None, None], "argsrepr": "", "kwargsrepr": ""}
-    return json.dumps({
-        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8",
-        "content-type": content_type, "headers": headers,
-        "properties": {"correlation_id": task_id, "delivery_mode": 2, "priority": 0,
-                       "delivery_info": {"exchange": "", "routing_key": "cpu"},
-                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})
-
 
 def task_body(args: list[Any]) -> bytes:
     return json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None,

@@ -3,10 +3,8 @@ messages refused rather than executed, targets never evaluated."""
 
 from __future__ import annotations
 
-import base64
 import json
 import pickle
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import redis
 
 from client import PolyfitClient
 from client.embedded import EmbeddedRedis
-from conftest import Worker, cli
+from conftest import Worker, cli, envelope
 from models import FitRequest, JobState
 
 pytestmark = pytest.mark.integration
@@ -84,14 +82,7 @@ class Payload:
 def pickled_message(job_id: str, marker: Path, content_type: str) -> str:
     """A Celery message whose body is a pickle that would touch ``marker`` when loaded."""
     body = pickle.dumps(((job_id, Payload(marker)), {}, {}))
-    headers = {"lang": "py", "task": "polyfit.fit", "id": job_id, "root_id": job_id,
-               "retries": 0, "timelimit": [None, None], "argsrepr": "", "kwargsrepr": ""}
-    return json.dumps({
-        "body": base64.b64encode(body).decode(), "content-encoding": "binary",
-        "content-type": content_type, "headers": headers,
-        "properties": {"correlation_id": job_id, "delivery_mode": 2, "priority": 0,
-                       "delivery_info": {"exchange": "", "routing_key": "cpu"},
-                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})
+    return envelope(body, job_id, content_type=content_type, content_encoding="binary")
 
 
 @pytest.mark.parametrize(("content_type", "reason"), [
