@@ -46,11 +46,11 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     draws = random.Random(request.seed)
     criterion = torch.nn.MSELoss(reduction="sum")
 
-    def draw() -> tuple[tuple[int], tuple[int, ...]]:
-        top = draws.randint(4, 6)
-        return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
-
     if problem.compiled:  # one step per call: each step draws its own degree
+        def draw() -> tuple[tuple[int], tuple[int, ...]]:
+            top = draws.randint(4, 6)
+            return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
+
         descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
                 request.learning_rate, request.steps, report, request.momentum, draw)
     else:
