@@ -70,3 +70,14 @@ def test_replay_updates_its_arguments_in_place_without_autograd():
         got = replay()
         assert got.item() == loss.item() and got.grad_fn is None
         assert torch.equal(w.detach(), expected)
+
+
+@pytest.mark.parametrize("approach", ["autograd", "legendre", "nn", "module", "dynamic"])
+def test_replayed_fit_equals_its_steps_run_eagerly_to_the_bit(approach, monkeypatch):
+    request = FitRequest(approach=approach, seed=2, steps=600, dtype="float32")
+    replayed = run_fit(request, Report(request.record_every, request.steps), "cpu")
+    monkeypatch.setattr("worker.descent.replayable", lambda step, *args: lambda: step(*args))
+    eager = run_fit(request, Report(request.record_every, request.steps), "cpu")
+    assert replayed.coefficients == eager.coefficients
+    assert replayed.loss_history == eager.loss_history
+    assert replayed.final_loss == eager.final_loss

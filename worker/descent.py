@@ -1,6 +1,13 @@
-"""Gradient descent compiled by ``torch.compile``: autograd's gradients and torch.optim's SGD
-update (``torch.optim.sgd.sgd``, with momentum where the approach has it), ``STEPS_PER_CALL``
-steps fused into one graph.
+"""Gradient descent as the approaches run it: autograd's gradients and torch.optim's SGD
+update (``torch.optim.sgd.sgd``, with momentum where the approach has it), either replayed or
+compiled.
+
+Replayed (the default): each step is traced once into the ATen operations it runs and then
+replayed (worker/replay.py): the eager loop's kernels in its order, so its numbers to the bit,
+without its Python, autograd and optimizer bookkeeping.
+
+Compiled (``POLYFIT_COMPILE``): ``STEPS_PER_CALL`` steps fused into one ``torch.compile``d
+graph.
 
 Why: on 2000 points a step is a few microseconds of arithmetic and tens of microseconds of
 Python, dispatch, autograd and optimizer bookkeeping; one compiled call costs about as much
@@ -23,6 +30,7 @@ import torch._dynamo
 from torch.optim.sgd import sgd
 
 from worker.fit import Report
+from worker.replay import replayable
 
 STEPS_PER_CALL = 10
 
@@ -56,16 +64,33 @@ def _compiled() -> Callable[..., torch.Tensor]:
     return torch.compile(_descend, fullgraph=True)
 
 
+def _step(loss: Loss, params: list[torch.Tensor], buffers: list[torch.Tensor | None],
+          learning_rate: float, momentum: float, inputs: tuple,
+          unused: tuple[int, ...]) -> torch.Tensor:
+    """One step as an eager loop runs it, for worker/replay.py to trace."""
+    value = loss(tuple(params), *inputs)
+    used = [i for i in range(len(params)) if i not in unused]
+    grads = torch.autograd.grad(value, [params[i] for i in used])
+    sgd([params[i].detach() for i in used], list(grads), [buffers[i] for i in used],
+        lr=learning_rate, momentum=momentum, weight_decay=0.0, dampening=0.0, nesterov=False,
+        maximize=False, foreach=False)
+    return value.detach()
+
+
 def descend(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate: float,
             steps: int, report: Report, momentum: float = 0.0,
-            draw: Callable[[], tuple[tuple, tuple[int, ...]]] | None = None) -> None:
+            draw: Callable[[], tuple[tuple, tuple[int, ...]]] | None = None,
+            compiled: bool = False) -> None:
     """Run ``steps`` SGD steps on ``loss(params, *inputs)``, updating ``params`` in place
     (tensors that do not require grad) and reporting the loss before each step as the eager
     loops do. ``draw``, when given, is called once per step for more inputs and the indexes
     of the params that this step's loss does not use (the dynamic approach's random degree);
-    the steps then go one per call.
+    compiled steps then go one per call.
 
     ``loss`` must be a module-level function (a new closure per fit would compile anew)."""
+    if not compiled:
+        _replay(loss, params, inputs, learning_rate, steps, report, momentum, draw)
+        return
     chunk = 1 if draw else max(k for k in range(1, STEPS_PER_CALL + 1) if steps % k == 0)
     rate = torch.tensor(learning_rate, dtype=params[0].dtype, device=params[0].device)
     buffers: list[torch.Tensor | None] = [None] * len(params)
@@ -76,3 +101,21 @@ def descend(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
         for offset in range(chunk):
             if report.due(start + offset):
                 report(start + offset, losses[offset])
+
+
+def _replay(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate: float,
+            steps: int, report: Report, momentum: float,
+            draw: Callable[[], tuple[tuple, tuple[int, ...]]] | None) -> None:
+    trainable = [p.detach().requires_grad_() for p in params]  # the same storage
+    # Zero momentum buffers: a first step's 0·momentum + grad is the grad, as torch.optim's
+    # first step (a copy of the grad) has it.
+    buffers = [torch.zeros_like(p) if momentum else None for p in params]
+    replays: dict[tuple, Callable[[], torch.Tensor]] = {}  # one per draw
+    for t in range(steps):
+        extra, unused = draw() if draw else ((), ())
+        if (extra, unused) not in replays:
+            replays[extra, unused] = replayable(_step, loss, trainable, buffers, learning_rate,
+                                                momentum, inputs + extra, unused)
+        value = replays[extra, unused]()
+        if report.due(t):
+            report(t, value)

@@ -24,13 +24,21 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 
 def replayable(step: Callable[..., torch.Tensor], *args: Any) -> Callable[[], torch.Tensor]:
-    """``step(*args)`` traced on fake copies of ``args`` (tensors and lists of tensors; the
-    parameters requiring grad, for the step's ``torch.autograd.grad`` to trace), returned as
-    a function that runs it again on ``args`` themselves: each call updates them in place as
-    ``step`` does and returns what it returns, without autograd."""
+    """``step(*args)`` traced on fake copies of the tensors in ``args`` (which may nest them in
+    lists and tuples; the parameters requiring grad, for the step's ``torch.autograd.grad`` to
+    trace; anything else is taken as a constant), returned as a function that runs it again on
+    ``args`` themselves: each call updates them in place as ``step`` does and returns what it
+    returns, without autograd."""
     leaves, layout = tree_flatten(args)
-    graph = make_fx(lambda *leaves: step(*tree_unflatten(leaves, layout)),
-                    tracing_mode="fake")(*leaves)
+    tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+
+    def traced(*fakes: torch.Tensor) -> torch.Tensor:
+        substitutes = iter(fakes)
+        leaves_now = [next(substitutes) if isinstance(leaf, torch.Tensor) else leaf
+                      for leaf in leaves]
+        return step(*tree_unflatten(leaves_now, layout))
+
+    graph = make_fx(traced, tracing_mode="fake")(*tensors)
     for node in graph.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
             # An ATen overload called from Python matches its arguments against the schema
@@ -45,6 +53,6 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any) -> Callable[[], to
 
     def replay() -> torch.Tensor:
         with torch.no_grad():
-            return graph(*leaves)
+            return graph(*tensors)
 
     return replay

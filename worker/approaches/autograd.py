@@ -1,4 +1,4 @@
-"""autograd: the polynomial on tensors, gradients from ``loss.backward()``."""
+"""autograd: the polynomial on tensors, gradients from autograd, w -= learning_rate · grad."""
 
 import torch
 
@@ -17,18 +17,8 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     w = initial_normal(request, request.degree + 1, problem.device)
     initial = w.clone()
 
-    if problem.compiled:
-        descend(loss_of, [w], (powers, problem.y), request.learning_rate, request.steps, report)
-    else:
-        w.requires_grad_()
-        for t in range(request.steps):
-            loss = loss_of((w,), powers, problem.y)
-            if report.due(t):
-                report(t, loss)
-            loss.backward()
-            with torch.no_grad():
-                w.sub_(w.grad, alpha=request.learning_rate)
-                w.grad = None
+    descend(loss_of, [w], (powers, problem.y), request.learning_rate, request.steps, report,
+            compiled=problem.compiled)
 
     with torch.no_grad():
         final_loss = loss_of((w,), powers, problem.y).item()

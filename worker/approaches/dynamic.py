@@ -30,7 +30,7 @@ class DynamicNet(torch.nn.Module):
         return torch.cat([self.cubic.detach(), self.e.detach().reshape(1)]).cpu()
 
 
-LAYOUT = DynamicNet(torch.empty(5, device="meta"))  # no values of its own, for compiled fits
+LAYOUT = DynamicNet(torch.empty(5, device="meta"))  # no values of its own, for loss_of
 
 
 def loss_of(params: tuple[torch.Tensor, torch.Tensor], powers: torch.Tensor, y: torch.Tensor,
@@ -46,23 +46,13 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     draws = random.Random(request.seed)
     criterion = torch.nn.MSELoss(reduction="sum")
 
-    if problem.compiled:  # one step per call: each step draws its own degree
-        def draw() -> tuple[tuple[int], tuple[int, ...]]:
-            top = draws.randint(4, 6)
-            return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
+    def draw() -> tuple[tuple[int], tuple[int, ...]]:
+        top = draws.randint(4, 6)
+        return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
 
-        descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
-                request.learning_rate, request.steps, report, request.momentum, draw)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=request.learning_rate,
-                                    momentum=request.momentum)
-        for t in range(request.steps):
-            loss = criterion(model(powers, draws.randint(4, 6)), problem.y)
-            if report.due(t):
-                report(t, loss)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
+            request.learning_rate, request.steps, report, request.momentum, draw,
+            compiled=problem.compiled)
 
     with torch.no_grad():
         final_loss = criterion(model(powers, 6), problem.y).item()

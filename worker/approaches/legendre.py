@@ -54,18 +54,8 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     inputs = (x, y, legendre_polynomial(degree))
     params = torch.tensor(INITIAL, dtype=x.dtype, device=x.device)
 
-    if problem.compiled:
-        descend(loss_of, [params], inputs, request.learning_rate, request.steps, report)
-    else:
-        params.requires_grad_()
-        for t in range(request.steps):
-            loss = loss_of((params,), *inputs)
-            if report.due(t):
-                report(t, loss)
-            loss.backward()
-            with torch.no_grad():
-                params.sub_(params.grad, alpha=request.learning_rate)
-                params.grad = None
+    descend(loss_of, [params], inputs, request.learning_rate, request.steps, report,
+            compiled=problem.compiled)
 
     with torch.no_grad():
         final_loss = loss_of((params,), *inputs).item()

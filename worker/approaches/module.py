@@ -26,7 +26,7 @@ class Polynomial(torch.nn.Module):
 
 @cache
 def model_layout(degree: int) -> Polynomial:
-    """A Polynomial with no coefficients of its own (meta device), for compiled fits."""
+    """A Polynomial with no coefficients of its own (meta device), for ``loss_of``."""
     return Polynomial(torch.empty(degree + 1, device="meta"))
 
 
@@ -41,10 +41,10 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     model = Polynomial(initial)
     criterion = torch.nn.MSELoss(reduction="sum")
 
-    if problem.compiled:  # the sgd optimizer only (worker.approaches.compiles)
+    if request.optimizer == "sgd":  # replayed or compiled
         descend(loss_of, [model.coefficients.detach()],
                 (powers, problem.y, model_layout(request.degree)), request.learning_rate,
-                request.steps, report)
+                request.steps, report, compiled=problem.compiled)
     else:
         optimizer = OPTIMIZERS[request.optimizer](model.parameters(), lr=request.learning_rate)
         for t in range(request.steps):

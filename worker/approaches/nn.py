@@ -23,8 +23,8 @@ def linear_model(problem: Problem, request: FitRequest) -> torch.nn.Sequential:
 
 @cache
 def model_layout(degree: int) -> torch.nn.Sequential:
-    """The same model with no parameters of its own (on the meta device), for compiled fits to
-    apply to theirs: one object per degree, so that they compile once."""
+    """The same model with no parameters of its own (on the meta device), for ``loss_of`` to
+    apply to a fit's: one object per degree, so that compiled fits compile once."""
     return torch.nn.Sequential(torch.nn.Linear(degree, 1), torch.nn.Flatten(0, 1)).to("meta")
 
 
@@ -35,12 +35,13 @@ def loss_of(params: tuple[torch.Tensor, ...], xx: torch.Tensor, y: torch.Tensor,
     return sse(torch.func.functional_call(model, {"0.weight": weight, "0.bias": bias}, (xx,)), y)
 
 
-def descend_compiled(model: torch.nn.Sequential, xx: torch.Tensor, problem: Problem,
-                     request: FitRequest, report: Report) -> None:
-    """SGD on the model's parameters, in place, through worker/descent.py."""
+def descend_model(model: torch.nn.Sequential, xx: torch.Tensor, problem: Problem,
+                  request: FitRequest, report: Report) -> None:
+    """SGD on the model's parameters (param -= learning_rate · grad), in place, through
+    worker/descent.py."""
     inputs = (xx, problem.y, model_layout(request.degree))
     descend(loss_of, [p.detach() for p in model.parameters()], inputs, request.learning_rate,
-            request.steps, report)
+            request.steps, report, compiled=problem.compiled)
 
 
 def coefficients_of(model: torch.nn.Sequential) -> dict[str, float]:
@@ -53,18 +54,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     model = linear_model(problem, request)
     initial = coefficients_of(model)
     loss_fn = torch.nn.MSELoss(reduction="sum")
-    params = [model[0].weight, model[0].bias]
-
-    if problem.compiled:
-        descend_compiled(model, xx, problem, request, report)
-    else:
-        for t in range(request.steps):
-            loss = loss_fn(model(xx), problem.y)
-            if report.due(t):
-                report(t, loss)
-            grads = torch.autograd.grad(loss, params)  # what loss.backward() leaves in .grad
-            with torch.no_grad():  # param -= learning_rate * param.grad, for all at once
-                torch._foreach_add_(params, grads, alpha=-request.learning_rate)
+    descend_model(model, xx, problem, request, report)
 
     with torch.no_grad():
         final_loss = loss_fn(model(xx), problem.y).item()
