@@ -2,7 +2,8 @@
 thread, from the same initial coefficients and for the same steps.
 
 Prints, per approach, polyfit's fit time over the tutorial's (goal ≤ 0.5) and the relative
-difference of the final losses (goal: ≤ 1e-4): eager (the default), and compiled
+difference of the final losses (goal: ≤ 1e-4): as a worker runs it by default (its steps
+replayed, worker/replay.py, where the approach uses autograd), and compiled
 (POLYFIT_COMPILE) for the approaches that compile: their best of N after a first fit that
 compiles, as in a worker that has run one such job; that first fit's time is printed too.
 Run: ``.venv/bin/python bench/approaches.py``.
@@ -46,14 +47,14 @@ def compare(approach: str, repeat: int, steps: int | None) -> dict:
     def polyfit(compiled: bool):
         return run_fit(request, Report(request.record_every, request.steps), "cpu", compiled)
 
-    eager_s, result = best_of(repeat, lambda: polyfit(False))
+    default_s, result = best_of(repeat, lambda: polyfit(False))
     start = list(result.initial_coefficients.values())
     program = tutorial.PROGRAMS[approach]
     extra = {"seed": request.seed} if approach == "dynamic" else {}
     tutorial_s, (_, reference) = best_of(repeat, lambda: program(
         start, problem.x, problem.y, request.steps, request.learning_rate, **extra))
     row = {"approach": approach, "steps": request.steps, "tutorial_s": tutorial_s,
-           "eager_s": eager_s, "eager_diff": abs(result.final_loss - reference) / reference}
+           "default_s": default_s, "default_diff": abs(result.final_loss - reference) / reference}
     if compiles(request):
         row["first_s"], _ = best_of(1, lambda: polyfit(True))
         row["compiled_s"], compiled = best_of(repeat, lambda: polyfit(True))
@@ -70,13 +71,13 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"# {platform.machine()} {platform.processor() or ''} torch {torch.__version__}, "
           f"1 thread, best of {args.repeat}; ratio = polyfit s / tutorial s")
-    print(f"{'approach':9} {'steps':>6} {'tutorial s':>10} | {'eager s':>8} {'ratio':>6} "
+    print(f"{'approach':9} {'steps':>6} {'tutorial s':>10} | {'default s':>9} {'ratio':>6} "
           f"{'rel diff':>8} | {'compiled s':>10} {'ratio':>6} {'rel diff':>8} {'1st fit s':>9}")
     for approach in args.approaches:
         row = compare(approach, args.repeat, args.steps)
         line = (f"{row['approach']:9} {row['steps']:>6} {row['tutorial_s']:>10.4f} | "
-                f"{row['eager_s']:>8.4f} {row['eager_s'] / row['tutorial_s']:>6.2f} "
-                f"{row['eager_diff']:>8.1e} | ")
+                f"{row['default_s']:>9.4f} {row['default_s'] / row['tutorial_s']:>6.2f} "
+                f"{row['default_diff']:>8.1e} | ")
         if "compiled_s" in row:
             line += (f"{row['compiled_s']:>10.4f} {row['compiled_s'] / row['tutorial_s']:>6.2f} "
                      f"{row['compiled_diff']:>8.1e} {row['first_s']:>9.2f}")

@@ -1,4 +1,4 @@
-"""Compiled fits (POLYFIT_COMPILE, worker/descent.py): the same numbers as the eager loops, in
+"""Compiled fits (POLYFIT_COMPILE, worker/descent.py): the same numbers as replayed fits, in
 process and from a real worker's pool process; a worker that could not compile refuses to
 start."""
 
@@ -29,31 +29,31 @@ def fit(request: FitRequest, device: str, compiled: bool):
     return run_fit(request, Report(request.record_every, request.steps), device, compiled)
 
 
-def assert_same_fit(compiled, eager, rel: float) -> None:
+def assert_same_fit(compiled, replayed, rel: float) -> None:
     got = np.array(list(compiled.coefficients.values()))
-    want = np.array(list(eager.coefficients.values()))
+    want = np.array(list(replayed.coefficients.values()))
     assert np.linalg.norm(got - want) <= rel * np.linalg.norm(want)
-    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=rel)
-    assert [step for step, _ in compiled.loss_history] == [step for step, _ in eager.loss_history]
+    assert compiled.final_loss == pytest.approx(replayed.final_loss, rel=rel)
+    assert [step for step, _ in compiled.loss_history] == [step for step, _ in replayed.loss_history]
     assert [loss for _, loss in compiled.loss_history] == pytest.approx(
-        [loss for _, loss in eager.loss_history], rel=rel)
-    assert compiled.initial_coefficients == eager.initial_coefficients
+        [loss for _, loss in replayed.loss_history], rel=rel)
+    assert compiled.initial_coefficients == replayed.initial_coefficients
 
 
 @pytest.mark.parametrize("approach", COMPILED)
 @pytest.mark.parametrize("steps", [300, 37])  # ten steps a call; 37 has no divisor but 1
-def test_compiled_fit_equals_the_eager_loop(approach, steps):
+def test_compiled_fit_equals_the_replayed_one(approach, steps):
     request = sgd_request(approach, seed=5, steps=steps, record_every=10)
-    compiled, eager = fit(request, "cpu", True), fit(request, "cpu", False)
-    assert compiled.compiled and not eager.compiled
-    assert_same_fit(compiled, eager, rel=1e-5)
+    compiled, replayed = fit(request, "cpu", True), fit(request, "cpu", False)
+    assert compiled.compiled and not replayed.compiled
+    assert_same_fit(compiled, replayed, rel=1e-5)
 
 
 @pytest.mark.parametrize("fields", [
     {"approach": "optim"}, {"approach": "optim", "optimizer": "adam"},
     {"approach": "module", "optimizer": "rmsprop"}, {"approach": "tensor"}, {"approach": "numpy"},
 ])
-def test_requests_that_cannot_compile_run_eager(fields):
+def test_requests_that_cannot_compile_do_not(fields):
     request = FitRequest(seed=5, steps=30, **fields)
     assert not compiles(request)
     assert not fit(request, "cpu", True).compiled
