@@ -34,7 +34,8 @@ def assert_same_fit(compiled, replayed, rel: float) -> None:
     want = np.array(list(replayed.coefficients.values()))
     assert np.linalg.norm(got - want) <= rel * np.linalg.norm(want)
     assert compiled.final_loss == pytest.approx(replayed.final_loss, rel=rel)
-    assert [step for step, _ in compiled.loss_history] == [step for step, _ in replayed.loss_history]
+    steps = [step for step, _ in replayed.loss_history]
+    assert [step for step, _ in compiled.loss_history] == steps
     assert [loss for _, loss in compiled.loss_history] == pytest.approx(
         [loss for _, loss in replayed.loss_history], rel=rel)
     assert compiled.initial_coefficients == replayed.initial_coefficients

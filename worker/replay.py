@@ -47,12 +47,16 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any) -> Callable[[], to
             name = node.target._schema.name.removeprefix("aten::")
             if hasattr(torch._C.TensorBase, name):
                 node.op, node.target = "call_method", name
-            elif hasattr(torch._C._VariableFunctions, name):
-                node.target = getattr(torch._C._VariableFunctions, name)
+            else:
+                for functions in (torch._C._VariableFunctions, torch._C._nn):
+                    if hasattr(functions, name):
+                        node.target = getattr(functions, name)
+                        break
     graph.recompile()
+    run, no_grad = graph.forward, torch.no_grad()  # forward: a GraphModule has no hooks
 
     def replay() -> torch.Tensor:
-        with torch.no_grad():
-            return graph(*tensors)
+        with no_grad:
+            return run(*tensors)
 
     return replay
