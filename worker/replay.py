@@ -44,8 +44,10 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any) -> Callable[[], to
             # An ATen overload called from Python matches its arguments against the schema
             # (about twice a torch function's cost); the generated method or function of the
             # same name takes the same arguments in the same order and runs the same kernel.
-            name = node.target._schema.name.removeprefix("aten::")
-            if hasattr(torch._C.TensorBase, name):
+            schema = node.target._schema
+            name = schema.name.removeprefix("aten::")
+            writes_out = any(argument.is_out for argument in schema.arguments)  # no method
+            if hasattr(torch._C.TensorBase, name) and not writes_out:
                 node.op, node.target = "call_method", name
             else:
                 for functions in (torch._C._VariableFunctions, torch._C._nn):

@@ -17,6 +17,7 @@ from models import FitRequest
 from worker.batched.optimizers import OPTIMIZERS
 from worker.batched.report import BatchReport
 from worker.fit import LETTERS, Fit, Problem, initial_normal, polynomial_formula
+from worker.replay import replayable
 
 
 def linear_start(request: FitRequest) -> torch.Tensor:
@@ -90,32 +91,45 @@ class ExplicitGradient:
 
 
 class AutogradGradient:
-    """The same gradient from ``loss.backward()``: predictions W·Pᵀ, the members' summed
-    squared error (``mse_loss``, sum), backward; a member's gradient is its own row's. On the
-    CPU, block by block, each block's predictions and their gradient staying in cache."""
+    """The same gradient from autograd: predictions W·Pᵀ, the members' summed squared error
+    (``mse_loss``, sum), its gradient with respect to W; a member's gradient is its own
+    row's. On the CPU, block by block, each block's predictions and their gradient staying in
+    cache. The step is traced once and replayed (worker/replay.py): autograd's kernels
+    without its bookkeeping, one replay for steps that record the losses and one for the
+    others."""
 
     def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor) -> None:
-        self.powers_t, self.y = powers.T.contiguous(), y
         self.w = start.clone()
-        self.blocks = member_blocks(len(start), y, tensors=2)
-        self.targets = y.expand(self.blocks[0].stop, len(y))
         self.gradient = torch.empty_like(self.w)
         self.loss = torch.empty(len(start), dtype=y.dtype, device=y.device)
+        blocks = member_blocks(len(start), y, tensors=2)
+        targets = y.expand(blocks[0].stop, len(y))
+        trainable = self.w.detach().requires_grad_()  # the same storage
+        self.replays = {record: replayable(_block_gradients, trainable, powers.T.contiguous(),
+                                           y, targets, blocks, self.gradient, self.loss, record)
+                        for record in (False, True)}
 
     def __call__(self, record: bool) -> torch.Tensor:
-        for block in self.blocks:
-            w = self.w[block].detach().requires_grad_()
-            predictions = torch.mm(w, self.powers_t)
-            targets = self.targets[: len(predictions)]
-            torch.nn.functional.mse_loss(predictions, targets, reduction="sum").backward()
-            self.gradient[block] = w.grad
-            if record:
-                torch.sum((predictions.detach() - self.y).pow(2), 1, out=self.loss[block])
+        self.replays[record]()
         return self.gradient
 
     def losses(self) -> torch.Tensor:
         """(K,): each member's loss at the W of the last recording call."""
         return self.loss
+
+
+def _block_gradients(w: torch.Tensor, powers_t: torch.Tensor, y: torch.Tensor,
+                     targets: torch.Tensor, blocks: list[slice], gradient: torch.Tensor,
+                     loss: torch.Tensor, record: bool) -> torch.Tensor:
+    for block in blocks:
+        rows = w[block]
+        predictions = torch.mm(rows, powers_t)
+        summed = torch.nn.functional.mse_loss(predictions, targets[: len(predictions)],
+                                              reduction="sum")
+        (gradient[block],) = torch.autograd.grad(summed, [rows])
+        if record:
+            torch.sum((predictions.detach() - y).pow(2), 1, out=loss[block])
+    return gradient
 
 
 def fit_batch(problem: Problem, requests: list[FitRequest],
