@@ -8,7 +8,7 @@ import torch
 from bench import tutorial
 from models import FitRequest
 from worker.fit import Report, make_problem
-from worker.replay import replayable
+from worker.replay import TRACE_PAYS_FROM, replayable
 from worker.run import run_fit
 
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD, "adam": torch.optim.Adam}
@@ -62,7 +62,7 @@ def test_replay_updates_its_arguments_in_place_without_autograd():
         return loss.detach()
 
     expected = w.detach().clone()
-    replay = replayable(step, w, x)
+    replay = replayable(step, w, x, calls=TRACE_PAYS_FROM)
     assert torch.equal(w.detach(), expected)  # tracing ran nothing
     for _ in range(3):
         loss = (expected * x).sum() ** 2
@@ -76,7 +76,7 @@ def test_replay_updates_its_arguments_in_place_without_autograd():
 def test_replayed_fit_equals_its_steps_run_eagerly_to_the_bit(approach, monkeypatch):
     request = FitRequest(approach=approach, seed=2, steps=600, dtype="float32")
     replayed = run_fit(request, Report(request.record_every, request.steps), "cpu")
-    monkeypatch.setattr("worker.descent.replayable", lambda step, *args: lambda: step(*args))
+    monkeypatch.setattr("worker.descent.replayable", lambda step, *args, calls: lambda: step(*args))
     eager = run_fit(request, Report(request.record_every, request.steps), "cpu")
     assert replayed.coefficients == eager.coefficients
     assert replayed.loss_history == eager.loss_history

@@ -115,7 +115,7 @@ def _replay(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
         extra, unused = draw() if draw else ((), ())
         if (extra, unused) not in replays:
             replays[extra, unused] = replayable(_step, loss, trainable, buffers, learning_rate,
-                                                momentum, inputs + extra, unused)
+                                                momentum, inputs + extra, unused, calls=steps)
         value = replays[extra, unused]()
         if report.due(t):
             report(t, value)

@@ -37,7 +37,7 @@ def descend_rmsprop(model: torch.nn.Sequential, xx: torch.Tensor, problem: Probl
     square_avgs = [torch.zeros_like(p) for p in params]
     step_counts = [torch.tensor(0.0) for _ in params]
     replay = replayable(rmsprop_step, params, square_avgs, step_counts, request.learning_rate,
-                        xx, problem.y, model_layout(request.degree))
+                        xx, problem.y, model_layout(request.degree), calls=request.steps)
     for t in range(request.steps):
         loss = replay()
         if report.due(t):

@@ -98,7 +98,8 @@ class AutogradGradient:
     without its bookkeeping, one replay for steps that record the losses and one for the
     others."""
 
-    def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor) -> None:
+    def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor,
+                 steps: int) -> None:
         self.w = start.clone()
         self.gradient = torch.empty_like(self.w)
         self.loss = torch.empty(len(start), dtype=y.dtype, device=y.device)
@@ -106,7 +107,8 @@ class AutogradGradient:
         targets = y.expand(blocks[0].stop, len(y))
         trainable = self.w.detach().requires_grad_()  # the same storage
         self.replays = {record: replayable(_block_gradients, trainable, powers.T.contiguous(),
-                                           y, targets, blocks, self.gradient, self.loss, record)
+                                           y, targets, blocks, self.gradient, self.loss, record,
+                                           calls=steps)
                         for record in (False, True)}
 
     def __call__(self, record: bool) -> torch.Tensor:
@@ -140,8 +142,10 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
     powers_t = powers.T.contiguous()
     y = problem.y
     initial = initial_values(problem, requests)
-    kind = AutogradGradient if base.approach == "autograd" else ExplicitGradient
-    gradient = kind(powers, y, initial)
+    if base.approach == "autograd":
+        gradient = AutogradGradient(powers, y, initial, base.steps)
+    else:
+        gradient = ExplicitGradient(powers, y, initial)
     w = gradient.w
     learning_rate = torch.tensor([[r.learning_rate] for r in requests], dtype=w.dtype,
                                  device=w.device)
