@@ -5,9 +5,9 @@ much of Python, module calls, autograd building and walking its graph, and optim
 bookkeeping, the same at every step. ``make_fx`` records what one step runs (the forward,
 autograd's backward and the optimizer's update) as a list of ATen operations; replaying that
 list runs the same kernels in the same order, so every step's numbers are bitwise those of the
-eager loop. That is the point where torch.compile does not do: its fused kernels round
-differently, and RMSprop at optim's default learning rate turns one ulp into a 0.5 %
-different final loss. On the CPU it is what a CUDA graph is on a GPU.
+eager loop, which torch.compile cannot promise: its fused kernels round differently, and
+RMSprop at optim's default learning rate turns one ulp into a 0.5 % different final loss. On
+the CPU it does what a CUDA graph does on a GPU.
 
 A step that reads a value back to Python to do its arithmetic (Adam's bias correction reads
 its step count) cannot be replayed: tracing would freeze that value.
