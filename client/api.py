@@ -24,6 +24,9 @@ def redacted(url: str) -> str:
         rest = "***@" + rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
 
+# What the store publishes on a job's channel when the job ends: its final state.
+FINISHED_EVENTS = {state.value for state in JobState if state.finished}
+
 
 class PolyfitClient:
     """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it. One per
@@ -100,34 +103,52 @@ class PolyfitClient:
 
         self._follow(events_channel(job_id), finished, timeout,
                      lambda: f"job {job_id} still {record.state} after {timeout:g} s; "
-                             f"wait again with `polyfit-client wait {job_id}`")
+                             f"wait again with `polyfit-client wait {job_id}`",
+                     None if on_update else FINISHED_EVENTS)
         return self._finished(record)
 
     def _follow(self, channel: str, finished: Callable[[], bool], timeout: float | None,
-                timed_out: Callable[[], str]) -> None:
-        """Ask ``finished`` now and after each event on ``channel`` (at least once a second)
-        until it says yes; past ``timeout`` seconds raise WaitTimeout(``timed_out()``)."""
+                timed_out: Callable[[], str], wakes: set[str] | None = None) -> None:
+        """Ask ``finished`` now, after each event on ``channel`` (only those in ``wakes``,
+        when given) and at least once a second, until it says yes; past ``timeout`` seconds
+        raise WaitTimeout(``timed_out()``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         events, resubscribed = self._subscribe(channel), False
         try:
             while not finished():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(timed_out())
-                with self._reaching_redis():  # an event (maybe an earlier wait's: it only
-                    # costs a re-read), or a re-read every second
-                    try:
-                        events.get_message(timeout=min(1.0, left) if left is not None else 1.0)
-                    except redis.ConnectionError:  # Redis restarted since: subscribe again
-                        if resubscribed:
-                            raise
-                        self._drop_events()
-                        events, resubscribed = self._subscribe(channel), True
+                while True:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise WaitTimeout(timed_out())
+                    with self._reaching_redis():
+                        try:
+                            event = self._next_event(events, min(1.0, left or 1.0))
+                        except redis.ConnectionError:  # Redis restarted since: subscribe again
+                            if resubscribed:
+                                raise
+                            self._drop_events()
+                            events, resubscribed = self._subscribe(channel), True
+                            break
+                    # a second without an event, or one that may change the answer (maybe an
+                    # earlier wait's: that only costs a re-read)
+                    if event is None or wakes is None or event in wakes:
+                        break
         finally:
             try:
                 events.unsubscribe(channel)
             except redis.RedisError:
                 self._drop_events()
+
+    @staticmethod
+    def _next_event(events: redis.client.PubSub, timeout: float) -> str | None:
+        """The next event's text, or None after ``timeout`` seconds without one (the
+        confirmations of subscribing and unsubscribing are not events)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = events.get_message(timeout=left)
+            if message is not None:
+                return message["data"]
+        return None
 
     def _subscribe(self, channel: str) -> redis.client.PubSub:
         """This client's subscription, kept between waits (closing one disconnects it), now
@@ -213,7 +234,8 @@ class PolyfitClient:
 
         self._follow(events_channel(sweep_id), finished, timeout,
                      lambda: f"sweep {sweep_id} not finished after {timeout:g} s; wait again "
-                             f"with `polyfit-client sweep-result --wait {sweep_id}`")
+                             f"with `polyfit-client sweep-result --wait {sweep_id}`",
+                     None if on_update else {"finished"})
         return self.sweep_result(sweep_id)
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, int]:

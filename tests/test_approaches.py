@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+import worker.run
 from bench import tutorial
 from models import FitRequest
+from models.curves import least_squares
 from worker.fit import Report, make_problem
 from worker.run import run_fit
 
@@ -125,3 +127,21 @@ def test_divergence_stops_with_history(approach):
     with pytest.raises(Diverged, match=r"diverged at step \d+ \(loss=.*\); lower learning_rate"):
         run_fit(request, report, "cpu")
     assert report.history and all(np.isfinite(loss) for _, loss in report.history)
+
+
+def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
+    computed = []
+
+    def counting(x, y, degree):
+        computed.append(len(x))
+        return least_squares(x, y, degree)
+
+    monkeypatch.setattr(worker.run, "least_squares", counting)
+    monkeypatch.setattr(worker.run, "_sampled_optima", {})
+    first = fit(approach="tensor", steps=1, n_points=1500)
+    again = fit(approach="module", steps=1, n_points=1500, seed=4)
+    other = fit(approach="tensor", steps=1, n_points=1501)
+    assert computed == [1500, 1501]
+    assert first.optimum_loss == again.optimum_loss != other.optimum_loss
+    x = np.linspace(-np.pi, np.pi, 1500, dtype=np.float32).astype(np.float64)
+    assert first.optimum_loss == pytest.approx(least_squares(x, np.sin(x), 3)[1], rel=1e-6)

@@ -11,7 +11,13 @@ from models import FitRequest, FitResult
 from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
 from worker.approaches import APPROACHES, compiles
-from worker.fit import Report, make_problem
+from worker.fit import Problem, Report, make_problem
+
+# The least-squares optimum of each sampled problem a process has fitted (it depends on the
+# sampling and the degree only), a few hundred at most: recomputing it took half of a
+# one-step job's time in the worker.
+_sampled_optima: dict[tuple, float] = {}
+SAMPLED_OPTIMA_KEPT = 256
 
 
 class DeviceUnavailable(RuntimeError):
@@ -49,18 +55,31 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
     started = time.perf_counter()
     fit = APPROACHES[request.approach](problem, request, report)
     fit_seconds = time.perf_counter() - started
-    optimum = None
-    if request.approach in POLYNOMIAL_APPROACHES:
-        optimum = least_squares(*problem.float64(), request.degree)[1]
     return FitResult(
         coefficients=fit.coefficients,
         initial_coefficients=fit.initial_coefficients,
         formula=fit.formula,
         loss_history=report.history,
         final_loss=fit.final_loss,
-        optimum_loss=optimum,
+        optimum_loss=optimum_loss(request, problem),
         steps_run=fit.steps_run,
         device=device,
         fit_seconds=fit_seconds,
         compiled=compiled,
     )
+
+
+def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
+    """The least Σ(y_pred − y)² a model linear in its coefficients can reach on ``problem``;
+    None for the others."""
+    if request.approach not in POLYNOMIAL_APPROACHES:
+        return None
+    if request.data is not None:
+        return least_squares(*problem.float64(), request.degree)[1]
+    sampling = (request.target, request.x_min, request.x_max, request.n_points, request.dtype,
+                request.degree, problem.device, request.approach in NUMPY_APPROACHES)
+    if sampling not in _sampled_optima:
+        if len(_sampled_optima) >= SAMPLED_OPTIMA_KEPT:
+            _sampled_optima.clear()
+        _sampled_optima[sampling] = least_squares(*problem.float64(), request.degree)[1]
+    return _sampled_optima[sampling]

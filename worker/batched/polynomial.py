@@ -3,7 +3,7 @@ members are one (K, p) tensor W over the columns 1, x, …, xⁿ.
 
 Each step is two matrix products for the whole batch — residuals R = W·Pᵀ − y (K, n) and
 gradients 2·R·P (K, p) — then the update with a (K, 1) learning rate. ``autograd`` gets the
-gradient from ``loss.backward()`` on the summed loss (a member's gradient depends only on
+gradient from autograd on the summed loss (a member's gradient depends only on
 its own row); the others use it in closed form, which is what autograd computes for a
 sum-of-squares loss of a linear model. ``nn`` and ``optim`` keep the bias as coefficient a,
 so W's first column is the Linear's bias.
