@@ -48,6 +48,8 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
         return step(*tree_unflatten(leaves_now, layout))
 
     graph = make_fx(traced, tracing_mode="fake")(*tensors)
+    _seed_backward_without_the_loss(graph.graph)
+    graph.graph.eliminate_dead_code()  # keeps what writes to the arguments
     for node in graph.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
             # An ATen overload called from Python matches its arguments against the schema
@@ -71,3 +73,18 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
             return run(*tensors)
 
     return replay
+
+
+def _seed_backward_without_the_loss(graph: torch.fx.Graph) -> None:
+    """Autograd seeds the backward of a scalar with ``ones_like(loss)``, which reads only the
+    loss's dtype and device: a ``ones`` of those instead, so that a step that does not
+    return its loss does not compute it."""
+    for node in list(graph.nodes):
+        if node.target is torch.ops.aten.ones_like.default:
+            like = node.args[0].meta["val"]
+            if like.dim() == 0:
+                with graph.inserting_before(node):
+                    ones = graph.call_function(torch.ops.aten.ones.default, ([],),
+                                               {"dtype": like.dtype, "device": like.device})
+                node.replace_all_uses_with(ones)
+                graph.erase_node(node)
