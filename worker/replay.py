@@ -49,6 +49,7 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
 
     graph = make_fx(traced, tracing_mode="fake")(*tensors)
     _seed_backward_without_the_loss(graph.graph)
+    _skip_identities(graph.graph)
     graph.graph.eliminate_dead_code()  # keeps what writes to the arguments
     for node in graph.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
@@ -88,3 +89,18 @@ def _seed_backward_without_the_loss(graph: torch.fx.Graph) -> None:
                                                {"dtype": like.dtype, "device": like.device})
                 node.replace_all_uses_with(ones)
                 graph.erase_node(node)
+
+
+def _skip_identities(graph: torch.fx.Graph) -> None:
+    """Drop what only autograd needs: ``detach`` (the same storage without the autograd
+    history, which a replay has none of), and backward formulas' multiplications by 1 whose
+    product nothing writes to (x·1 is x, to the bit)."""
+    aten = torch.ops.aten
+    for node in list(graph.nodes):
+        if node.target is aten.detach.default:
+            node.replace_all_uses_with(node.args[0])
+        elif (node.target is aten.mul.Scalar and node.args[1] == 1
+              and node.meta["val"].dtype == node.args[0].meta["val"].dtype
+              and all(isinstance(user.target, torch._ops.OpOverload)
+                      and not user.target._schema.is_mutable for user in node.users)):
+            node.replace_all_uses_with(node.args[0])
