@@ -7,6 +7,7 @@ import torch
 
 from bench import tutorial
 from models import FitRequest
+from worker.batched.polynomial import AutogradGradient
 from worker.fit import Report, make_problem
 from worker.replay import TRACE_PAYS_FROM, replayable
 from worker.run import run_fit
@@ -81,3 +82,17 @@ def test_replayed_fit_equals_its_steps_run_eagerly_to_the_bit(approach, monkeypa
     assert replayed.coefficients == eager.coefficients
     assert replayed.loss_history == eager.loss_history
     assert replayed.final_loss == eager.final_loss
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_batched_autograd_gradient_replayed_equals_eager(record):
+    """Its replay computes no loss when it records none (the backward's seed does not need
+    it) and skips autograd's no-ops: the same gradients to the bit."""
+    x = torch.linspace(-3, 3, 500)
+    powers, y = x.unsqueeze(-1).pow(torch.arange(4)), torch.sin(x)
+    start = torch.randn(300, 4, generator=torch.Generator().manual_seed(0))
+    replayed = AutogradGradient(powers, y, start, steps=TRACE_PAYS_FROM)
+    eager = AutogradGradient(powers, y, start, steps=1)
+    assert torch.equal(replayed(record), eager(record))
+    if record:
+        assert torch.equal(replayed.losses(), eager.losses())
