@@ -53,6 +53,7 @@ def test_compiled_fit_equals_the_replayed_one(approach, steps):
 @pytest.mark.parametrize("fields", [
     {"approach": "optim"}, {"approach": "optim", "optimizer": "adam"},
     {"approach": "module", "optimizer": "rmsprop"}, {"approach": "tensor"}, {"approach": "numpy"},
+    {"approach": "dynamic"},
 ])
 def test_requests_that_cannot_compile_do_not(fields):
     request = FitRequest(seed=5, steps=30, **fields)

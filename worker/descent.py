@@ -6,15 +6,14 @@ Replayed (the default): each step is traced once into the ATen operations it run
 replayed (worker/replay.py): the eager loop's kernels in its order, so its numbers to the bit,
 without its Python, autograd and optimizer bookkeeping.
 
-Compiled (``POLYFIT_COMPILE``): ``STEPS_PER_CALL`` steps fused into one ``torch.compile``d
-graph.
+Compiled (``POLYFIT_COMPILE``, for the approaches without momentum or random draws):
+``STEPS_PER_CALL`` steps fused into one ``torch.compile``d graph.
 
-Why: on 2000 points a step is a few microseconds of arithmetic and tens of microseconds of
-Python, dispatch, autograd and optimizer bookkeeping; one compiled call costs about as much
-as that bookkeeping (~15 µs here), so it runs ten steps, not one. The gradients are still
-autograd's (``torch.func.grad_and_value`` traces the same backward, custom Functions
-included) and the update is SGD's own code; the learning rate is a tensor, so that a new
-learning rate does not compile anew. Results equal the eager loops' to rounding.
+Why ten: one compiled call costs about as much as an eager step's bookkeeping (~15 µs on a
+fast CPU), so one step per call would gain little. The gradients are still autograd's
+(``torch.func.grad_and_value`` traces the same backward, custom Functions included) and the
+update is SGD's own code; the learning rate is a tensor, so that a new learning rate does
+not compile anew. Results equal the replayed ones to rounding.
 
 The first call for each approach, shape, dtype and device in a process compiles (seconds,
 needing a C++ compiler on CPU); workers opt in with ``POLYFIT_COMPILE`` (Problem.compiled).
@@ -41,20 +40,13 @@ torch._dynamo.config.recompile_limit = 64
 Loss = Callable[..., torch.Tensor]
 
 
-def _descend(loss: Loss, params: list[torch.Tensor], buffers: list[torch.Tensor | None],
-             learning_rate: torch.Tensor, momentum: float, inputs: tuple, steps: int,
-             unused: tuple[int, ...] = ()) -> torch.Tensor:
+def _descend(loss: Loss, params: list[torch.Tensor], learning_rate: torch.Tensor,
+             inputs: tuple, steps: int) -> torch.Tensor:
     losses = []
-    used = [i for i in range(len(params)) if i not in unused]
     for _ in range(steps):
         grads, value = torch.func.grad_and_value(loss)(tuple(params), *inputs)
-        # torch.optim leaves a parameter without a gradient alone, momentum buffer and all
-        used_buffers = [buffers[i] for i in used]
-        sgd([params[i] for i in used], [grads[i] for i in used], used_buffers,
-            lr=learning_rate, momentum=momentum, weight_decay=0.0, dampening=0.0,
-            nesterov=False, maximize=False, foreach=False)
-        for i, buffer in zip(used, used_buffers, strict=True):
-            buffers[i] = buffer  # made by sgd on a parameter's first step with momentum
+        sgd(params, list(grads), [None] * len(params), lr=learning_rate, momentum=0.0,
+            weight_decay=0.0, dampening=0.0, nesterov=False, maximize=False, foreach=False)
         losses.append(value)
     return torch.stack(losses)
 
@@ -67,7 +59,8 @@ def _compiled() -> Callable[..., torch.Tensor]:
 def _step(loss: Loss, params: list[torch.Tensor], buffers: list[torch.Tensor | None],
           learning_rate: float, momentum: float, inputs: tuple,
           unused: tuple[int, ...]) -> torch.Tensor:
-    """One step as an eager loop runs it, for worker/replay.py to trace."""
+    """One step as an eager loop runs it, for worker/replay.py to trace; torch.optim leaves a
+    parameter without a gradient (``unused`` by this step's loss) alone, momentum and all."""
     value = loss(tuple(params), *inputs)
     used = [i for i in range(len(params)) if i not in unused]
     grads = torch.autograd.grad(value, [params[i] for i in used])
@@ -84,20 +77,18 @@ def descend(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
     """Run ``steps`` SGD steps on ``loss(params, *inputs)``, updating ``params`` in place
     (tensors that do not require grad) and reporting the loss before each step as the eager
     loops do. ``draw``, when given, is called once per step for more inputs and the indexes
-    of the params that this step's loss does not use (the dynamic approach's random degree);
-    compiled steps then go one per call.
+    of the params that this step's loss does not use (the dynamic approach's random degree).
+    ``compiled`` takes neither ``momentum`` nor ``draw`` (worker.approaches.compiles).
 
     ``loss`` must be a module-level function (a new closure per fit would compile anew)."""
     if not compiled:
         _replay(loss, params, inputs, learning_rate, steps, report, momentum, draw)
         return
-    chunk = 1 if draw else max(k for k in range(1, STEPS_PER_CALL + 1) if steps % k == 0)
+    chunk = max(k for k in range(1, STEPS_PER_CALL + 1) if steps % k == 0)
     rate = torch.tensor(learning_rate, dtype=params[0].dtype, device=params[0].device)
-    buffers: list[torch.Tensor | None] = [None] * len(params)
     step = _compiled()
     for start in range(0, steps, chunk):
-        extra, unused = draw() if draw else ((), ())
-        losses = step(loss, params, buffers, rate, momentum, inputs + extra, chunk, unused)
+        losses = step(loss, params, rate, inputs, chunk)
         for offset in range(chunk):
             if report.due(start + offset):
                 report(start + offset, losses[offset])

@@ -18,9 +18,10 @@ from worker.fit import Fit, Problem, Report
 
 FitFunction = Callable[[Problem, FitRequest, Report], Fit]
 
-# The approaches whose gradients come from autograd: they run compiled (worker/descent.py)
-# when their worker compiles and they descend by SGD.
-COMPILED = ("autograd", "legendre", "nn", "optim", "module", "dynamic")
+# The approaches that run compiled (worker/descent.py) when their worker compiles and they
+# descend by plain SGD. Not dynamic: its random degree and momentum make one step per
+# compiled call, no faster than its replayed steps (bench/approaches.py).
+COMPILED = ("autograd", "legendre", "nn", "optim", "module")
 
 
 def compiles(request: FitRequest) -> bool:

@@ -51,8 +51,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
         return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
 
     descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
-            request.learning_rate, request.steps, report, request.momentum, draw,
-            compiled=problem.compiled)
+            request.learning_rate, request.steps, report, request.momentum, draw)
 
     with torch.no_grad():
         final_loss = criterion(model(powers, 6), problem.y).item()
