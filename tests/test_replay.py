@@ -7,12 +7,11 @@ import torch
 
 from bench import tutorial
 from models import FitRequest
+from worker.approaches.optim import OPTIMIZERS
 from worker.batched.polynomial import AutogradGradient
 from worker.fit import Report, make_problem
 from worker.replay import TRACE_PAYS_FROM, replayable
 from worker.run import run_fit
-
-OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
 def torch_optim_loop(request: FitRequest, start: list[float]) -> tuple[list[float], dict, float]:
