@@ -28,6 +28,7 @@ from bench import tutorial  # noqa: E402
 from models import FitRequest  # noqa: E402
 from worker.approaches import compiles  # noqa: E402
 from worker.fit import Report, make_problem  # noqa: E402
+from worker.memory import keep_freed_memory  # noqa: E402
 from worker.run import run_fit  # noqa: E402
 
 
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("approaches", nargs="*", default=list(tutorial.PROGRAMS))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as a worker does
     print(f"# {platform.machine()} {platform.processor() or ''} torch {torch.__version__}, "
           f"1 thread, best of {args.repeat}; ratio = polyfit s / tutorial s")
     print(f"{'approach':9} {'steps':>6} {'tutorial s':>10} | {'default s':>9} {'ratio':>6} "

@@ -22,12 +22,14 @@ from models.store import attempt_token
 from models.sweep import SweepStore
 from worker.app import RETRY_TRANSIENT, app, settings
 from worker.fit import Cancelled, FitStopped, Report
+from worker.memory import keep_freed_memory
 from worker.run import DeviceUnavailable, resolve_device, run_fit, with_seed
 
 log = logging.getLogger("polyfit.worker")
 
 if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
     torch.set_num_threads(int(threads))
+keep_freed_memory()  # before the pool forks: its processes inherit it
 
 # A process's first torch.optim optimizer imports torch._dynamo (about 2 s). Done here, in
 # the main process before the pool forks, it is paid once per worker, not in a job's fit.
