@@ -5,6 +5,8 @@ Prints:
    run one after another as single fits (``worker.run.run_fit``); goal ≥ 20× faster. Only
    ``--singles`` of the singles are timed (default 32) and their time scaled to 256, as the
    table says; their final losses are compared with their members' (relative difference).
+   The sweep and the singles are timed ``--rounds`` times each, alternately (default 3),
+   and the best time of each is kept.
 2. Throughput in fits per second of ``nn`` sweeps of K = 1, 16, 256, 4096 members.
 
 Defaults: 2000 points, 2000 steps, one torch thread (``--threads``). The members cross 16
@@ -13,7 +15,7 @@ learning rates (2e-7 … 2e-6, all stable for the cubic on [−π, π]) with K/1
 ``gpu_sweep_report()`` is for the GPU check script: a K = 4096 ``nn`` sweep on cuda with
 2000 points and 2000 steps, its fit time and the memory bandwidth it achieved.
 
-Run: ``.venv/bin/python bench/sweep.py [--steps N] [--singles N] [--threads N]``.
+Run: ``.venv/bin/python bench/sweep.py [--steps N] [--singles N] [--rounds N] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from models.sweep import SweepRequest  # noqa: E402
 from worker.batched import BATCHED  # noqa: E402
 from worker.batched.report import BatchReport  # noqa: E402
 from worker.fit import Report, make_problem  # noqa: E402
+from worker.memory import keep_freed_memory  # noqa: E402
 from worker.run import run_fit  # noqa: E402
 from worker.sweep import run_sweep  # noqa: E402
 
@@ -66,12 +69,17 @@ def timed_singles(requests: list[FitRequest]) -> tuple[float, list[FitResult]]:
     return time.perf_counter() - started, results
 
 
-def versus_singles(approach: str, size: int, singles: int, steps: int) -> None:
+def versus_singles(approach: str, size: int, singles: int, steps: int, rounds: int) -> None:
     requests = sweep_requests(approach, size, steps)
-    sweep_s, members = timed_sweep(requests)
     # every (size/singles)-th member, so the timed singles span all learning rates
     picked = list(range(0, size, max(size // singles, 1)))[:singles]
-    singles_s, alone = timed_singles([requests[i] for i in picked])
+    # Rounds of both, alternated, and the best of each: the host's load drifts.
+    sweep_s = singles_s = float("inf")
+    for _ in range(rounds):
+        seconds, members = timed_sweep(requests)
+        sweep_s = min(sweep_s, seconds)
+        seconds, alone = timed_singles([requests[i] for i in picked])
+        singles_s = min(singles_s, seconds)
     scaled = singles_s * size / len(picked)
     worst = max(abs(members[i].final_loss - a.final_loss) / a.final_loss
                 for i, a in zip(picked, alone, strict=True))
@@ -149,17 +157,20 @@ def main() -> None:
     parser.add_argument("--throughput-steps", type=int, default=None,
                         help="steps for the throughput table (default: --steps)")
     parser.add_argument("--singles", type=int, default=32, help="singles timed of 256")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="sweep and singles timed this many times each, best kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--sizes", default="1,16,256,4096", help="throughput sweep sizes")
     parser.add_argument("--gpu", action="store_true", help="also print gpu_sweep_report()")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as a worker does
     print(f"# {platform.machine()} {platform.processor() or ''} torch {torch.__version__}, "
           f"{args.threads} thread(s), 2000 points, {args.steps} steps, float32, cpu")
     print(f"{'approach':9} {'K':>5} {'sweep s':>9} {'singles':>7} {'timed s':>9} "
           f"{'256 singles s':>12} {'speedup':>9} {'loss diff':>10}")
     for approach in ("nn", "autograd"):
-        versus_singles(approach, 256, args.singles, args.steps)
+        versus_singles(approach, 256, args.singles, args.steps, args.rounds)
     print("(\"256 singles s\" = the timed singles' seconds × 256 / singles timed; goal ≥ 20x)")
     steps = args.throughput_steps or args.steps
     print(f"\n# nn sweeps, {steps} steps, 2000 points")
