@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import worker.fit
 import worker.run
 from bench import tutorial
 from models import FitRequest
@@ -145,3 +146,22 @@ def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
     assert first.optimum_loss == again.optimum_loss != other.optimum_loss
     x = np.linspace(-np.pi, np.pi, 1500, dtype=np.float32).astype(np.float64)
     assert first.optimum_loss == pytest.approx(least_squares(x, np.sin(x), 3)[1], rel=1e-6)
+
+
+def test_sampled_points_are_made_once_and_no_fit_changes_them(monkeypatch):
+    monkeypatch.setattr(worker.fit, "_samples", {})
+    fitted = {approach: fit(approach=approach, steps=150, seed=3, n_points=1200)
+              for approach in ("numpy", "tensor", "autograd", "legendre", "nn", "optim",
+                               "module", "dynamic")}
+    assert sorted(key[4:] for key in worker.fit._samples) == [
+        ("float32", "cpu"), ("float64", "numpy")]  # every torch approach shared one
+    x, y = worker.fit._samples["sin", -np.pi, np.pi, 1200, "float32", "cpu"]
+    fresh = torch.linspace(-np.pi, np.pi, 1200)
+    assert torch.equal(x, fresh) and torch.equal(y, torch.sin(fresh))
+    x, y = worker.fit._samples["sin", -np.pi, np.pi, 1200, "float64", "numpy"]
+    assert not x.flags.writeable and not y.flags.writeable
+    monkeypatch.setattr(worker.fit, "_samples", {})  # sampled afresh: the same fits
+    for approach in ("numpy", "legendre"):
+        again = fit(approach=approach, steps=150, seed=3, n_points=1200)
+        assert again.coefficients == fitted[approach].coefficients
+        assert again.loss_history == fitted[approach].loss_history

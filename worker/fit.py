@@ -61,25 +61,50 @@ class Problem:
         return self.x.double().cpu().numpy(), self.y.double().cpu().numpy()
 
 
+# The points each sampling a process has fitted, a few at most: every fit only reads them,
+# and sampling the target again (a parallel sin: a third of a one-step job's fit) is the
+# same work each time.
+_samples: dict[tuple, tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]] = {}
+SAMPLES_KEPT = 8
+
+
 def make_problem(request: FitRequest, device: str, compiled: bool = False) -> Problem:
     """Sample the target (as the tutorial does) or take the user's points."""
-    if request.approach in NUMPY_APPROACHES:
-        dtype = np.dtype(request.dtype)
-        if request.data is not None:
+    numpy = request.approach in NUMPY_APPROACHES
+    if request.data is not None:
+        if numpy:
+            dtype = np.dtype(request.dtype)
             x, y = np.asarray(request.data.x, dtype), np.asarray(request.data.y, dtype)
         else:
-            x = np.linspace(request.x_min, request.x_max, request.n_points, dtype=dtype)
-            y = TARGETS[request.target](x)
-        return Problem(x, y, "cpu")
-    dtype = getattr(torch, request.dtype)
-    if request.data is not None:
-        x = torch.tensor(request.data.x, dtype=dtype, device=device)
-        y = torch.tensor(request.data.y, dtype=dtype, device=device)
+            dtype = getattr(torch, request.dtype)
+            x = torch.tensor(request.data.x, dtype=dtype, device=device)
+            y = torch.tensor(request.data.y, dtype=dtype, device=device)
     else:
-        x = torch.linspace(request.x_min, request.x_max, request.n_points, dtype=dtype,
-                           device=device)
+        x, y = sample(request, "numpy" if numpy else device)
+    return Problem(x, y, "cpu" if numpy else device, compiled and not numpy)
+
+
+def sample(request: FitRequest, device: str) -> tuple[np.ndarray | torch.Tensor,
+                                                      np.ndarray | torch.Tensor]:
+    """``request``'s target at its evenly spaced points, as NumPy arrays (``device`` "numpy")
+    or tensors on ``device``; the same objects for the same sampling."""
+    sampling = (request.target, request.x_min, request.x_max, request.n_points, request.dtype,
+                device)
+    if (points := _samples.get(sampling)) is not None:
+        return points
+    if device == "numpy":
+        x = np.linspace(request.x_min, request.x_max, request.n_points,
+                        dtype=np.dtype(request.dtype))
+        y = TARGETS[request.target](x)
+        x.flags.writeable = y.flags.writeable = False
+    else:
+        x = torch.linspace(request.x_min, request.x_max, request.n_points,
+                           dtype=getattr(torch, request.dtype), device=device)
         y = getattr(torch, request.target)(x)
-    return Problem(x, y, device, compiled)
+    if len(_samples) >= SAMPLES_KEPT:
+        _samples.clear()
+    _samples[sampling] = x, y
+    return x, y
 
 
 @dataclass

@@ -78,8 +78,9 @@ def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
         return least_squares(*problem.float64(), request.degree)[1]
     sampling = (request.target, request.x_min, request.x_max, request.n_points, request.dtype,
                 request.degree, problem.device, request.approach in NUMPY_APPROACHES)
-    if sampling not in _sampled_optima:
+    if (optimum := _sampled_optima.get(sampling)) is None:
+        optimum = least_squares(*problem.float64(), request.degree)[1]
         if len(_sampled_optima) >= SAMPLED_OPTIMA_KEPT:
             _sampled_optima.clear()
-        _sampled_optima[sampling] = least_squares(*problem.float64(), request.degree)[1]
-    return _sampled_optima[sampling]
+        _sampled_optima[sampling] = optimum
+    return optimum
