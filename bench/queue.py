@@ -3,7 +3,9 @@ one worker started here (an embedded redis-server, a real ``polyfit-worker``).
 
 Prints round-trip latency p50/p99 (submit → result readable) for each and the throughput
 of 500 jobs, as ratios polyfit / no-op (goals: p50 ≤ 2×, throughput ≥ 0.5×), for worker
-concurrency 1 and 2. Run: ``.venv/bin/python bench/queue.py``.
+concurrency 1 and 2. The two are measured alternately, a round trip of each in turn and
+throughput in five rounds of each (the median round counts), so that the host's load, which
+drifts, weighs on both alike. Run: ``.venv/bin/python bench/queue.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from client.embedded import EmbeddedRedis  # noqa: E402
 from models import FitRequest  # noqa: E402
 
 REQUEST = FitRequest(approach="tensor", steps=1, seed=0, device="cpu")
+ROUNDS = 5  # throughput rounds of each, count / ROUNDS jobs a round
 
 
 def start_worker(url: str, concurrency: int, log: Path) -> subprocess.Popen:
@@ -85,9 +88,15 @@ def measure(concurrency: int, samples: int, count: int) -> None:
             for _ in range(5):  # warm up: pool processes, imports, connections
                 job_round_trip(client)
                 ping_round_trip(client)
-            pings = [ping_round_trip(client) for _ in range(samples)]
-            jobs = [job_round_trip(client) for _ in range(samples)]
-            ping_rate, job_rate = ping_throughput(client, count), job_throughput(client, count)
+            pings, jobs = [], []
+            for _ in range(samples):
+                pings.append(ping_round_trip(client))
+                jobs.append(job_round_trip(client))
+            ping_rates, job_rates = [], []
+            for _ in range(ROUNDS):
+                ping_rates.append(ping_throughput(client, count // ROUNDS))
+                job_rates.append(job_throughput(client, count // ROUNDS))
+            ping_rate, job_rate = statistics.median(ping_rates), statistics.median(job_rates)
         finally:
             worker.terminate()
             worker.wait(30)
