@@ -138,7 +138,7 @@ def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
         return least_squares(x, y, degree)
 
     monkeypatch.setattr(worker.run, "least_squares", counting)
-    monkeypatch.setattr(worker.run, "_sampled_optima", {})
+    worker.run.sampled_optimum.cache_clear()
     first = fit(approach="tensor", steps=1, n_points=1500)
     again = fit(approach="module", steps=1, n_points=1500, seed=4)
     other = fit(approach="tensor", steps=1, n_points=1501)
@@ -148,19 +148,20 @@ def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
     assert first.optimum_loss == pytest.approx(least_squares(x, np.sin(x), 3)[1], rel=1e-6)
 
 
-def test_sampled_points_are_made_once_and_no_fit_changes_them(monkeypatch):
-    monkeypatch.setattr(worker.fit, "_samples", {})
+def test_sampled_points_are_made_once_and_no_fit_changes_them():
+    worker.fit.sample.cache_clear()
     fitted = {approach: fit(approach=approach, steps=150, seed=3, n_points=1200)
               for approach in ("numpy", "tensor", "autograd", "legendre", "nn", "optim",
                                "module", "dynamic")}
-    assert sorted(key[4:] for key in worker.fit._samples) == [
-        ("float32", "cpu"), ("float64", "numpy")]  # every torch approach shared one
-    x, y = worker.fit._samples["sin", -np.pi, np.pi, 1200, "float32", "cpu"]
+    # one sampling for NumPy, one that every torch approach shared
+    assert worker.fit.sample.cache_info().currsize == 2
+    x, y = worker.fit.sample("sin", -np.pi, np.pi, 1200, "float32", "cpu")
     fresh = torch.linspace(-np.pi, np.pi, 1200)
     assert torch.equal(x, fresh) and torch.equal(y, torch.sin(fresh))
-    x, y = worker.fit._samples["sin", -np.pi, np.pi, 1200, "float64", "numpy"]
+    x, y = worker.fit.sample("sin", -np.pi, np.pi, 1200, "float64", "numpy")
     assert not x.flags.writeable and not y.flags.writeable
-    monkeypatch.setattr(worker.fit, "_samples", {})  # sampled afresh: the same fits
+    assert worker.fit.sample.cache_info().currsize == 2  # the same two
+    worker.fit.sample.cache_clear()  # sampled afresh: the same fits
     for approach in ("numpy", "legendre"):
         again = fit(approach=approach, steps=150, seed=3, n_points=1200)
         assert again.coefficients == fitted[approach].coefficients

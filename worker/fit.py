@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -61,13 +62,6 @@ class Problem:
         return self.x.double().cpu().numpy(), self.y.double().cpu().numpy()
 
 
-# The points each sampling a process has fitted, a few at most: every fit only reads them,
-# and sampling the target again (a parallel sin: a third of a one-step job's fit) is the
-# same work each time.
-_samples: dict[tuple, tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]] = {}
-SAMPLES_KEPT = 8
-
-
 def make_problem(request: FitRequest, device: str, compiled: bool = False) -> Problem:
     """Sample the target (as the tutorial does) or take the user's points."""
     numpy = request.approach in NUMPY_APPROACHES
@@ -80,31 +74,26 @@ def make_problem(request: FitRequest, device: str, compiled: bool = False) -> Pr
             x = torch.tensor(request.data.x, dtype=dtype, device=device)
             y = torch.tensor(request.data.y, dtype=dtype, device=device)
     else:
-        x, y = sample(request, "numpy" if numpy else device)
+        x, y = sample(request.target, request.x_min, request.x_max, request.n_points,
+                      request.dtype, "numpy" if numpy else device)
     return Problem(x, y, "cpu" if numpy else device, compiled and not numpy)
 
 
-def sample(request: FitRequest, device: str) -> tuple[np.ndarray | torch.Tensor,
-                                                      np.ndarray | torch.Tensor]:
-    """``request``'s target at its evenly spaced points, as NumPy arrays (``device`` "numpy")
-    or tensors on ``device``; the same objects for the same sampling."""
-    sampling = (request.target, request.x_min, request.x_max, request.n_points, request.dtype,
-                device)
-    if (points := _samples.get(sampling)) is not None:
-        return points
+# A process keeps the points of the last few samplings it fitted: every fit only reads them,
+# and sampling the target again (a parallel sin: a third of a one-step job's fit) is the
+# same work each time.
+@lru_cache(maxsize=8)
+def sample(target: str, x_min: float, x_max: float, n_points: int, dtype: str,
+           device: str) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+    """``target`` at ``n_points`` evenly spaced points, as read-only NumPy arrays (``device``
+    "numpy") or tensors on ``device``; the same objects for the same arguments."""
     if device == "numpy":
-        x = np.linspace(request.x_min, request.x_max, request.n_points,
-                        dtype=np.dtype(request.dtype))
-        y = TARGETS[request.target](x)
+        x = np.linspace(x_min, x_max, n_points, dtype=np.dtype(dtype))
+        y = TARGETS[target](x)
         x.flags.writeable = y.flags.writeable = False
-    else:
-        x = torch.linspace(request.x_min, request.x_max, request.n_points,
-                           dtype=getattr(torch, request.dtype), device=device)
-        y = getattr(torch, request.target)(x)
-    if len(_samples) >= SAMPLES_KEPT:
-        _samples.clear()
-    _samples[sampling] = x, y
-    return x, y
+        return x, y
+    x = torch.linspace(x_min, x_max, n_points, dtype=getattr(torch, dtype), device=device)
+    return x, getattr(torch, target)(x)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from functools import lru_cache
 
 import torch
 
@@ -11,13 +12,7 @@ from models import FitRequest, FitResult
 from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
 from worker.approaches import APPROACHES, compiles
-from worker.fit import Problem, Report, make_problem
-
-# The least-squares optimum of each sampled problem a process has fitted (it depends on the
-# sampling and the degree only), a few hundred at most: recomputing it took half of a
-# one-step job's time in the worker.
-_sampled_optima: dict[tuple, float] = {}
-SAMPLED_OPTIMA_KEPT = 256
+from worker.fit import Problem, Report, make_problem, sample
 
 
 class DeviceUnavailable(RuntimeError):
@@ -76,11 +71,16 @@ def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
         return None
     if request.data is not None:
         return least_squares(*problem.float64(), request.degree)[1]
-    sampling = (request.target, request.x_min, request.x_max, request.n_points, request.dtype,
-                request.degree, problem.device, request.approach in NUMPY_APPROACHES)
-    if (optimum := _sampled_optima.get(sampling)) is None:
-        optimum = least_squares(*problem.float64(), request.degree)[1]
-        if len(_sampled_optima) >= SAMPLED_OPTIMA_KEPT:
-            _sampled_optima.clear()
-        _sampled_optima[sampling] = optimum
-    return optimum
+    return sampled_optimum(request.target, request.x_min, request.x_max, request.n_points,
+                           request.dtype, "numpy" if request.approach in NUMPY_APPROACHES
+                           else problem.device, request.degree)
+
+
+# It depends on the sampling and the degree only: recomputing it took half of a one-step
+# job's time in the worker.
+@lru_cache(maxsize=256)
+def sampled_optimum(target: str, x_min: float, x_max: float, n_points: int, dtype: str,
+                    device: str, degree: int) -> float:
+    """``optimum_loss`` on the points ``worker.fit.sample`` gives for these arguments."""
+    x, y = sample(target, x_min, x_max, n_points, dtype, device)
+    return least_squares(*Problem(x, y, device).float64(), degree)[1]
