@@ -20,8 +20,8 @@ from models.sweep import SweepNotFound, SweepRecord, SweepRequest, SweepStore
 def redacted(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
+    if "@" in rest:  # the credentials end at the last '@', as URL parsing has it
+        rest = "***@" + rest.rpartition("@")[2]
     return f"{scheme}{sep}{rest}"
 
 # What the store publishes on a job's channel when the job ends: its final state.
@@ -55,6 +55,12 @@ class PolyfitClient:
             raise RedisUnavailable(f"Redis at {url} refused a write ({error}) — it is full "
                                    "(maxmemory) or read-only; free space or fix the server"
                                    ) from error
+        except redis.ResponseError as error:
+            raise RedisUnavailable(f"Redis at {url} refused a command ({error}) — check the "
+                                   "database number in POLYFIT_REDIS_URL") from error
+        except redis.exceptions.InvalidResponse as error:
+            raise RedisUnavailable(f"the server at {url} does not answer as Redis does ({error})"
+                                   " — check the host and port in POLYFIT_REDIS_URL") from error
         except (redis.ConnectionError, redis.TimeoutError, OperationalError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise RedisUnavailable(
@@ -188,7 +194,8 @@ class PolyfitClient:
             return self.store.list(limit, {state} if state else None, approach)
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a job: 'cancelled' if it was queued, 'requested' if running, else its state."""
+        """Cancel a job: 'cancelled' if it was queued, 'requested' if running, else
+        'already <state>'."""
         try:
             with self._reaching_redis():
                 return self.store.cancel(job_id)

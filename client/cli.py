@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,13 +26,21 @@ from client.render import ProgressView, show_list, show_result, show_status
 from client.sweep_view import SweepProgress, show_sweep
 from models import APPROACHES, FitRequest, JobRecord, JobState
 from models.request import describe
-from models.sweep import SweepRecord, SweepRequest
+from models.sweep import MAX_MEMBERS, SweepRecord, SweepRequest
 
 OUT = Console(highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2))
+
+
+def seconds(text: str) -> float:
+    """A ``--timeout``: a positive number of seconds."""
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_request(request_file: str | None, options: dict[str, Any]) -> FitRequest:
@@ -131,7 +140,7 @@ def request_options(command: Callable) -> Callable:
 @click.option("--request", "request_file", type=click.Path(dir_okay=False),
               help="A JSON FitRequest; options given override its fields.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait and print the result.")
-@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--timeout", type=seconds, help="With --wait: give up after S seconds (exit 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only the id or result.")
 @click.pass_obj
@@ -164,7 +173,7 @@ def status(client: PolyfitClient, job_id: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--timeout", type=float, help="Give up after S seconds (exit 5).")
+@click.option("--timeout", type=seconds, help="Give up after S seconds (exit 5).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 @click.pass_obj
@@ -227,7 +236,7 @@ def cancel(client: PolyfitClient, job_id: str) -> None:
     """Cancel a queued job, or stop a running one between steps."""
     outcome = client.cancel(job_id)
     messages = {"cancelled": "cancelled before it ran", "requested": "stopping (it is running)"}
-    click.echo(f"{job_id}: {messages.get(outcome, f'already {outcome}; nothing to cancel')}")
+    click.echo(f"{job_id}: {messages.get(outcome, f'{outcome}; nothing to cancel')}")
 
 
 @cli.command()
@@ -304,14 +313,22 @@ def parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -
     """``0-63`` or ``1,5,10-12`` → the seeds, in order."""
     if value is None:
         return None
-    seeds: list[int] = []
+    spans: list[range] = []
     try:
         for part in filter(None, (p.strip() for p in value.split(","))):
             first, dash, last = part.partition("-")
-            seeds += range(int(first), int(last) + 1) if dash else [int(first)]
+            spans.append(range(int(first), int(last) + 1) if dash else range(int(first),
+                                                                              int(first) + 1))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a list of seeds like 0-63 or 1,5,7") from None
-    return seeds
+    if not spans:
+        raise click.BadParameter(f"{value!r} names no seed")
+    if empty := next((str(s.start) + "-" + str(s.stop - 1) for s in spans if not s), None):
+        raise click.BadParameter(f"{empty} is an empty range (its first seed is above its last)")
+    if (count := sum(map(len, spans))) > MAX_MEMBERS:  # counted before any list is made
+        raise click.BadParameter(f"{value} gives {count} seeds, more than the limit "
+                                 f"{MAX_MEMBERS} members")
+    return [seed for span in spans for seed in span]
 
 
 def build_sweep(base: FitRequest, learning_rates: list[float] | None,
@@ -356,7 +373,7 @@ def show_sweep_record(record: SweepRecord, as_json: bool, quiet: bool,
 @click.option("--request", "request_file", type=click.Path(dir_okay=False),
               help="A JSON FitRequest as the base; options given override its fields.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait and print the members, best first.")
-@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--timeout", type=seconds, help="With --wait: give up after S seconds (exit 5).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="With --wait: member rows to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -386,7 +403,7 @@ def sweep(client: PolyfitClient, learning_rates: list[float] | None, seeds: list
 @cli.command(name="sweep-result")
 @click.argument("sweep_id")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the sweep to finish first.")
-@click.option("--timeout", type=float, help="With --wait: give up after S seconds (exit 5).")
+@click.option("--timeout", type=seconds, help="With --wait: give up after S seconds (exit 5).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Member rows to show (default all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")

@@ -85,7 +85,7 @@ def show_history(history: list[tuple[int, float]], console: Console) -> None:
 
 
 def show_status(record: JobRecord, console: Console) -> None:
-    line = f"{record.job_id} {record.state.value} ({record.request['approach']})"
+    line = f"{record.job_id} {record.state.value} ({record.request.get('approach', '?')})"
     if record.progress:
         p = record.progress
         line += f" step {p.step + 1}/{p.steps} loss {p.loss:.6g}"
@@ -108,7 +108,7 @@ def show_list(records: list[JobRecord], console: Console) -> None:
     for r in records:
         result = r.result
         doc = r.to_document()
-        table.add_row(r.job_id, r.request["approach"], r.state.value, r.device or "",
+        table.add_row(r.job_id, r.request.get("approach", "?"), r.state.value, r.device or "",
                       f"{result.final_loss:.6g}" if result else "",
                       f"{result.fit_seconds:.3f}" if result else "",
                       (doc["submitted_at"] or "")[:19].replace("T", " "))

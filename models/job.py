@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from models.request import FitRequest
+from models.request import FitRequest, describe
 
 
 class JobState(StrEnum):
@@ -72,12 +72,26 @@ class JobRecord(BaseModel):
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> JobRecord:
-        """Build a record from the Redis hash, whose JSON fields are stored as text."""
+        """Build a record from the Redis hash, whose JSON fields are stored as text. A hash
+        that does not make a valid record (written by hand, or by an older polyfit) reads as
+        a failed job whose error says why, so that one bad record breaks no listing."""
         data: dict[str, Any] = dict(fields)
-        for name in ("request", "progress", "result", "error", "partial_history"):
-            if name in data:
-                data[name] = json.loads(data[name])
-        return cls.model_validate(data)
+        try:
+            for name in ("request", "progress", "result", "error", "partial_history"):
+                if name in data:
+                    data[name] = json.loads(data[name])
+            return cls.model_validate(data)
+        except ValidationError as error:
+            reason = describe(error)
+        except ValueError as error:  # JSON
+            reason = f"{name}: {error}"
+        return cls.model_construct(
+            job_id=str(fields.get("job_id", "?")), state=JobState.FAILED,
+            queue=str(fields.get("queue", "?")),
+            request=data["request"] if isinstance(data.get("request"), dict) else {},
+            submitted_at=_number(fields.get("submitted_at")),
+            error=JobError(type="UnreadableRecord", message=f"the stored record is not "
+                           f"valid ({reason})"), partial_history=[])
 
     @property
     def fit_request(self) -> FitRequest:
@@ -112,6 +126,13 @@ class JobRecord(BaseModel):
             "error": self.error.model_dump() if self.error else None,
             "sweep_id": self.sweep_id,
         }
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
 
 
 def _iso(timestamp: float | None) -> str | None:

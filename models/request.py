@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -14,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.curves import TARGETS
 from models.settings import current_settings
 
 Approach = Literal[
@@ -29,6 +31,7 @@ Dtype = Literal["float32", "float64"]
 POLYNOMIAL_APPROACHES = ("numpy", "tensor", "autograd", "nn", "optim", "module", "exact")
 NUMPY_APPROACHES = ("numpy", "exact")
 DYNAMIC_DEGREE = 3
+DYNAMIC_POWER = 5  # its cubic plus the shared x⁴ and x⁵ terms
 
 STEPS = {"dynamic": 30_000}
 LEARNING_RATE = {"legendre": 5e-6, "optim": 1e-3, "dynamic": 1e-8}
@@ -113,6 +116,7 @@ class FitRequest(BaseModel):
         if self.momentum is not None and name != "dynamic":
             raise ValueError("momentum: only dynamic uses momentum")
         self.dtype = self.dtype or ("float64" if name in NUMPY_APPROACHES else "float32")
+        self._check_dtype_holds_the_values()
         if name == "exact":
             for field in ("steps", "learning_rate", "record_every"):
                 if getattr(self, field) is not None:
@@ -127,6 +131,33 @@ class FitRequest(BaseModel):
             self.momentum = 0.9
         self.record_every = self.record_every or RECORD_EVERY.get(name, 100)
         return self
+
+    def _check_dtype_holds_the_values(self) -> None:
+        """x, its highest power and y must be finite in the fit's dtype: otherwise the fit
+        could only produce NaN (with a gradient approach, as if it had diverged)."""
+        largest = float(np.finfo(self.dtype).max)
+        wider = "; or use dtype float64" if self.dtype == "float32" else ""
+        if self.data is not None:
+            xs, ys, where, advice = self.data.x, self.data.y, "data", "rescale x"
+        else:
+            if not math.isfinite(self.x_max - self.x_min):
+                raise ValueError(f"x_min..x_max: the range {self.x_min:g}..{self.x_max:g} is "
+                                 "too wide to sample")
+            xs, advice = [self.x_min, self.x_max], "narrow the range"
+            where = f"x_min..x_max ({self.x_min:g}..{self.x_max:g})"
+            with np.errstate(over="ignore"):  # exp and tanh are monotonic, sin and cos bounded
+                ys = TARGETS[self.target](np.array(xs, dtype=self.dtype)).tolist()
+            if not all(math.isfinite(y) for y in ys):
+                raise ValueError(f"target: {self.target} overflows {self.dtype} on {where}; "
+                                 f"{advice}{wider}")
+        power = DYNAMIC_POWER if self.approach == "dynamic" else self.degree
+        reach = max(abs(x) for x in xs)
+        if reach > 0 and power * math.log(reach) >= math.log(largest):
+            raise ValueError(f"{where}: |x|^{power} overflows {self.dtype} for |x| up to "
+                             f"{reach:g}; {advice}{wider}")
+        if max(abs(y) for y in ys) >= largest:
+            raise ValueError(f"data: y beyond {largest:g} overflows {self.dtype}; rescale y"
+                             f"{wider}")
 
     @property
     def queue(self) -> str:

@@ -118,7 +118,7 @@ if state == 'queued' then
   return 'cancelled'
 end
 if state == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1'); return 'requested' end
-return state
+return 'already ' .. state
 """
 
 
@@ -222,11 +222,13 @@ class JobStore:
             start += batch
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a queued job at once, or ask a running one to stop; returns what happened."""
+        """Cancel a queued job at once, or ask a running one to stop: 'cancelled',
+        'requested', or 'already <state>' for a job that had finished."""
         outcome = self._cancel(keys=[job_key(job_id)], args=[repr(time.time()), self.ttl])
         if outcome == "missing":
             raise JobNotFound(job_id)
-        self.publish(job_id, outcome)
+        if not outcome.startswith("already"):
+            self.publish(job_id, outcome)
         return outcome
 
     # --- worker side ---

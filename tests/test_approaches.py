@@ -130,6 +130,20 @@ def test_divergence_stops_with_history(approach):
     assert report.history and all(np.isfinite(loss) for _, loss in report.history)
 
 
+@pytest.mark.parametrize("approach", ["numpy", "tensor", "autograd", "nn", "legendre", "module",
+                                      "dynamic"])  # RMSprop's steps stay bounded: no optim
+def test_divergence_between_recorded_steps_fails_too(approach):
+    from worker.fit import Diverged
+
+    request = FitRequest(approach=approach, seed=0, learning_rate=1.0, steps=50,
+                         record_every=1000)
+    report = Report(request.record_every, request.steps)
+    with pytest.raises(Diverged, match=r"diverged between recorded steps \(final loss "
+                                       r"(nan|inf) after 50 steps\); lower learning_rate"):
+        run_fit(request, report, "cpu")
+    assert report.history == []
+
+
 def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
     computed = []
 

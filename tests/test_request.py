@@ -108,10 +108,24 @@ def test_auto_queue_setting(monkeypatch):
         ({"approach": "nn", "data": {"x": [1.0, float("nan")], "y": [1.0, 2.0]}}, "data"),
         ({"approach": "nn", "data": {"x": [1.0, 1.0], "y": [1.0, 2.0]}}, "data"),
         ({"approach": "nn", "data": {"x": [0.0] * 100_001, "y": [0.0] * 100_001}}, "data"),
+        # values the fit's dtype cannot hold: the fit could only end in NaN
+        ({"approach": "exact", "x_min": -1e308, "x_max": 1e308}, "x_min..x_max"),
+        ({"approach": "exact", "target": "exp", "x_min": 0, "x_max": 1000}, "target: exp"),
+        ({"approach": "nn", "target": "exp", "x_min": 0, "x_max": 100}, "overflows float32"),
+        ({"approach": "nn", "x_min": -1e13, "x_max": 1}, "|x|^3 overflows float32"),
+        ({"approach": "dynamic", "x_min": -1e8, "x_max": 1}, "|x|^5 overflows float32"),
+        ({"approach": "nn", "data": {"x": [0.0, 1e39], "y": [1.0, 2.0]}}, "data: |x|^3"),
+        ({"approach": "nn", "data": {"x": [0.0, 1.0], "y": [1.0, 1e39]}}, "data: y"),
     ],
 )
 def test_refusals_name_the_field(fields, named):
     assert named in refusal(**fields)
+
+
+def test_float64_holds_what_float32_cannot():
+    assert FitRequest(approach="nn", target="exp", x_min=0, x_max=100, dtype="float64")
+    assert FitRequest(approach="nn", target="exp", x_min=0, x_max=88)
+    assert FitRequest(approach="numpy", data={"x": [0.0, 1.0], "y": [1.0, 1e39]})
 
 
 def test_limits_come_from_settings(monkeypatch):

@@ -125,6 +125,17 @@ def test_diverging_members_fail_alone(approach, extra, high, low):
     assert_same_fit(results[1], single(requests[1]), 1e-5)
 
 
+@pytest.mark.parametrize("approach", ["numpy", "nn", "autograd", "legendre"])
+def test_member_diverging_between_recorded_steps_fails_alone(approach):
+    requests = [r.model_copy(update={"steps": 50, "record_every": 1000})
+                for r in members(approach, {}, [1.0, 1e-7], seeds=[0])]
+    report = BatchReport(len(requests), 1000, 50)
+    results = run_sweep(requests, report, "cpu")
+    assert results[0] is None and isinstance(report.stopped[0], Diverged)
+    assert "diverged between recorded steps" in str(report.stopped[0])
+    assert results[1] is not None and 1 not in report.stopped
+
+
 def test_cancelled_member_stops_alone_and_time_limit_stops_all():
     requests = members("tensor", {"steps": 500}, [1e-6], seeds=[0, 1, 2])
     report = BatchReport(3, 50, 500, cancels_requested=lambda: {1}, poll_seconds=0)

@@ -11,15 +11,18 @@ import os
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image, ImageStat
 
 from client import PolyfitClient
@@ -353,6 +356,68 @@ def test_errors_are_one_line_saying_what_to_do(url: str, tmp_path: Path) -> None
         wrong = locked.url.replace(":right@", ":wrong@")
         message = one_line_error(cli("list", env=env(wrong)), 4)
     assert "refused the credentials" in message and "right" not in message
+
+
+def test_odd_values_and_odd_servers_get_one_line_errors(url: str) -> None:
+    sweep = ("sweep", "--approach", "tensor")
+    assert "more than the limit" in one_line_error(
+        cli(*sweep, "--seeds", "0-2000000000", env=env(url)), 2)  # counted, never listed
+    assert "5-3 is an empty range" in one_line_error(cli(*sweep, "--seeds", "5-3", env=env(url)),
+                                                     2)
+    assert "names no seed" in one_line_error(cli(*sweep, "--seeds", ",", env=env(url)), 2)
+    for timeout in ("-1", "0", "nan"):
+        assert "positive number of seconds" in one_line_error(
+            cli("wait", "0" * 32, "--timeout", timeout, env=env(url)), 2)
+    assert "database number" in one_line_error(
+        cli("list", env=env(url.rsplit("/", 1)[0] + "/99")), 4)
+    assert "database number" in one_line_error(
+        cli("submit", "--approach", "nn", env=env(url.rsplit("/", 1)[0] + "/99")), 4)
+    message = one_line_error(cli("list", env=env(f"redis://:top@secret@127.0.0.1:{free_port()}"
+                                                 "/0")), 4)
+    assert "secret" not in message and "top" not in message
+
+    listener = socket.create_server(("127.0.0.1", 0))  # a web server where Redis was expected
+
+    def answer_as_http() -> None:
+        with listener:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                with connection:
+                    connection.recv(1024)
+                    connection.sendall(b"<html>not redis</html>\r\n")
+
+    threading.Thread(target=answer_as_http, daemon=True).start()
+    try:
+        http = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        assert "check the host and port" in one_line_error(cli("list", env=env(http)), 4)
+    finally:
+        listener.close()
+
+
+def test_a_record_that_is_not_valid_breaks_no_listing(url: str, jobs: dict[str, str]) -> None:
+    """A hash no polyfit writes (NaN results were stored as null by older workers) reads as a
+    failed job saying why; listing and cancelling the others go on."""
+    bad = "f" * 32
+    store = redis.Redis.from_url(url)
+    store.hset(f"polyfit:job:{bad}", mapping={
+        "job_id": bad, "state": "succeeded", "queue": "cpu", "request": '{"approach": "nn"}',
+        "submitted_at": repr(time.time()), "result": '{"final_loss": null}'})
+    store.zadd("polyfit:jobs", {bad: time.time()})
+    try:
+        listed = cli("list", "--limit", "100", env=env(url))
+        assert listed.returncode == 0 and jobs["legendre"] in listed.stdout
+        row = next(line for line in listed.stdout.splitlines() if line.startswith(bad))
+        assert row.split()[1:3] == ["nn", "failed"]
+        assert "UnreadableRecord" in one_line_error(cli("result", bad, env=env(url)), 1)
+        assert "result.final_loss" in cli("status", bad, env=env(url)).stdout
+    finally:
+        store.delete(f"polyfit:job:{bad}")
+        store.zrem("polyfit:jobs", bad)
+    again = cli("cancel", jobs["legendre"], env=env(url))
+    assert again.stdout.strip().endswith("already succeeded; nothing to cancel")
 
 
 # --- the usage guide ------------------------------------------------------------------------

@@ -156,6 +156,15 @@ class Fit:
     steps_run: int
 
 
+def diverged_unrecorded(fit: Fit, history: list[tuple[int, float]]) -> Diverged | None:
+    """Diverged when a fit's loss or coefficients turned NaN or infinite after its last
+    recorded step, where the Report could not see it; else None."""
+    if all(map(math.isfinite, (fit.final_loss, *fit.coefficients.values()))):
+        return None
+    return Diverged(f"diverged between recorded steps (final loss {fit.final_loss} after "
+                    f"{fit.steps_run} steps); lower learning_rate", history)
+
+
 def named(values: np.ndarray | torch.Tensor | list[float]) -> dict[str, float]:
     """Coefficients named a, b, c, … in order."""
     return {LETTERS[i]: float(v) for i, v in enumerate(np.asarray(values, dtype=np.float64))}

@@ -12,7 +12,7 @@ from models import FitRequest, FitResult
 from models.curves import least_squares
 from models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
 from worker.approaches import APPROACHES, compiles
-from worker.fit import Problem, Report, make_problem, sample
+from worker.fit import Problem, Report, diverged_unrecorded, make_problem, sample
 
 
 class DeviceUnavailable(RuntimeError):
@@ -50,6 +50,8 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
     started = time.perf_counter()
     fit = APPROACHES[request.approach](problem, request, report)
     fit_seconds = time.perf_counter() - started
+    if (diverged := diverged_unrecorded(fit, report.history)) is not None:
+        raise diverged
     return FitResult(
         coefficients=fit.coefficients,
         initial_coefficients=fit.initial_coefficients,

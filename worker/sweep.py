@@ -10,7 +10,7 @@ from models.curves import least_squares
 from models.request import POLYNOMIAL_APPROACHES
 from worker.batched import BATCHED
 from worker.batched.report import BatchReport
-from worker.fit import make_problem
+from worker.fit import diverged_unrecorded, make_problem
 from worker.run import resolve_device
 
 
@@ -26,6 +26,10 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
     started = time.perf_counter()
     fits = BATCHED[base.approach](problem, requests, report)
     share = (time.perf_counter() - started) / len(requests)
+    for row, fit in enumerate(fits):
+        if fit is not None and (diverged := diverged_unrecorded(fit, report.histories[row])):
+            report.stop(row, diverged)
+            fits[row] = None
     optimum = None
     if base.approach in POLYNOMIAL_APPROACHES:
         optimum = least_squares(*problem.float64(), base.degree)[1]
