@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -107,10 +108,12 @@ def service(redis_server: EmbeddedRedis, start_worker) -> Iterator[tuple[Polyfit
 
 
 def envelope(body: bytes, task_id: str, task: str = "polyfit.fit",
-             content_type: str = "application/json", content_encoding: str = "utf-8") -> str:
-    """A Celery protocol 2 message in kombu's Redis envelope, as a sender would LPUSH it."""
+             content_type: str = "application/json", content_encoding: str = "utf-8",
+             **headers: Any) -> str:
+    """A Celery protocol 2 message in kombu's Redis envelope, as a sender would LPUSH it;
+    ``headers`` replace Celery's."""
     headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0,
-               "timelimit": [None, None], "argsrepr": "", "kwargsrepr": ""}
+               "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "", **headers}
     return json.dumps({
         "body": base64.b64encode(body).decode(), "content-encoding": content_encoding,
         "content-type": content_type, "headers": headers,

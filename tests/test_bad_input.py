@@ -275,6 +275,14 @@ def push(client: PolyfitClient, r: redis.Redis, kind: str, job_id: str) -> None:
              task_id=job_id, queue="cpu")
     elif kind == "unknown task name":
         send("polyfit.nope", args=[job_id, {"approach": "numpy"}], task_id=job_id, queue="cpu")
+    elif kind.startswith("time limit"):
+        limits = {"time limit not numbers": ["x", "y"], "time limit one number": 7,
+                  "time limit negative": [-1, -1]}[kind]
+        r.lpush("cpu", envelope(task_body([job_id, {"approach": "numpy", "steps": 5}]), job_id,
+                                timelimit=limits))
+    elif kind == "job id also a keyword":
+        send("polyfit.fit", args=[job_id], kwargs={"job_id": job_id, "request": {
+            "approach": "numpy", "steps": 5}}, task_id=job_id, queue="cpu")
 
 
 RAW = {  # kind: what the job's record says (None: the message names no job to fail)
@@ -290,6 +298,12 @@ RAW = {  # kind: what the job's record says (None: the message names no job to f
     "50 MB body": "target: Input should be",
     "too many points": "data.x: has 200000 points, more than the limit 100000",
     "unknown task name": "refused a message for unknown task 'polyfit.nope'",
+    # Celery's pool arms timers with these in the worker's main process: strings stopped the
+    # worker, a single number took its pool slot for good
+    "time limit not numbers": "timelimit must be [hard, soft] positive seconds or nulls",
+    "time limit one number": "timelimit must be [hard, soft] positive seconds or nulls",
+    "time limit negative": "timelimit must be [hard, soft] positive seconds or nulls",
+    "job id also a keyword": None,  # the arguments win: the job runs
 }
 
 
@@ -303,7 +317,7 @@ def test_raw_message_is_refused_and_the_worker_carries_on(stack, kind):
 
     assert after.state == JobState.SUCCEEDED and worker.alive()
     record = client.status(job_id)
-    if kind == "extra arguments":
+    if kind in ("extra arguments", "job id also a keyword"):
         assert record.state == JobState.SUCCEEDED
     elif RAW[kind] is None:
         assert record.state == JobState.QUEUED

@@ -6,12 +6,15 @@ the job the message names (the task id is the job id) is marked failed with the 
 Kombu's Redis transport, though, lets an item that is not a message envelope at all, or
 a message Celery's own handler chokes on, raise out of the event loop and stop the worker;
 ``Transport`` drops those instead (without releasing the prefetch slot, the worker would
-also stop consuming).
+also stop consuming). A ``timelimit`` header that is not two positive numbers (or nulls) is
+refused before Celery reads it: its pool arms timers with it in the main process, where
+strings stop the worker and a single number takes a pool slot for good.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from queue import Empty
 from typing import Any
 
@@ -34,6 +37,16 @@ def fail_job_of(message: Any, reason: str) -> None:
         store().fail_unclaimed(job_id, JobError(type="MessageRefused", message=reason))
     except Exception as error:  # Redis away: the message is dropped all the same
         log.warning("could not mark job %s failed: %s", job_id, error)
+
+
+def time_limit_problem(headers: Any) -> str | None:
+    """Why a message's ``timelimit`` header (hard, soft seconds) cannot be used, or None."""
+    limits = headers.get("timelimit") if isinstance(headers, dict) else None
+    if limits is None or (isinstance(limits, list) and len(limits) == 2 and all(
+            limit is None or (type(limit) in (int, float) and math.isfinite(limit) and limit > 0)
+            for limit in limits)):
+        return None
+    return f"timelimit must be [hard, soft] positive seconds or nulls, not {limits!r}"[:200]
 
 
 class Consumer(CeleryConsumer):
@@ -75,6 +88,8 @@ class Channel(kombu_redis.Channel):
                       **kwargs: Any) -> Any:
         def guarded(message: Any) -> Any:
             try:
+                if problem := time_limit_problem(message.headers):
+                    raise ValueError(problem)
                 return callback(message)
             except self.connection_errors:
                 raise

@@ -30,7 +30,7 @@ from worker.batched.report import BatchReport
 from worker.fit import Cancelled, TimeLimitExceeded
 from worker.run import resolve_device
 from worker.sweep import run_sweep
-from worker.tasks import leases, store
+from worker.tasks import leases, store, task_arguments
 
 log = logging.getLogger("polyfit.worker")
 MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
@@ -40,12 +40,13 @@ class SweepJobRequest(Request):
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         super().on_timeout(soft, timeout)
-        if soft or not self.args:
+        if soft:
             return
+        sweep_id, _ = task_arguments(self.id, self.args, self.kwargs, "sweep_id")
         error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded "
                          f"({timeout:g} s, hard)")
         try:
-            member_ids = store().member_ids(str(self.args[0]))
+            member_ids = store().member_ids(sweep_id)
         except SweepNotFound:
             return
         attempt = attempt_token(self.hostname, self.worker_pid)
@@ -54,9 +55,8 @@ class SweepJobRequest(Request):
 
 
 @app.task(name="polyfit.sweep", bind=True, Request=SweepJobRequest, **RETRY_TRANSIENT)
-def sweep(self, sweep_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
-    if not isinstance(sweep_id, str) or not sweep_id:
-        sweep_id = self.request.id  # the client sends each sweep with its id as the task id
+def sweep(self, *args: Any, **kwargs: Any) -> None:
+    sweep_id, request = task_arguments(self.request.id, args, kwargs, "sweep_id")
     run_sweep_job(sweep_id, request, self.request.hostname or socket.gethostname())
 
 

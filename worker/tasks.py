@@ -103,16 +103,28 @@ class JobRequest(Request):
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         super().on_timeout(soft, timeout)
-        if not soft and self.args:
-            store().fail_running(str(self.args[0]), JobError(
-                type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s, hard)"),
-                attempt_token(self.hostname, self.worker_pid))
+        if soft:
+            return
+        job_id, _ = task_arguments(self.id, self.args, self.kwargs, "job_id")
+        error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s,"
+                         " hard)")
+        store().fail_running(job_id, error, attempt_token(self.hostname, self.worker_pid))
+
+
+def task_arguments(task_id: str, args: Any, kwargs: Any, id_name: str) -> tuple[str, Any]:
+    """(id, request) from a message's arguments, whatever their shape: ``[id, request]`` as
+    clients send them, else keywords (``id_name``, ``request``); the id defaults to the task
+    id, which clients make the job's or sweep's id. The task refuses what is not a request."""
+    args = args if isinstance(args, list | tuple) else []
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    given = args[0] if args else kwargs.get(id_name)
+    request = args[1] if len(args) > 1 else kwargs.get("request")
+    return given if isinstance(given, str) and given else task_id, request
 
 
 @app.task(name="polyfit.fit", bind=True, Request=JobRequest, **RETRY_TRANSIENT)
-def fit(self, job_id: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> None:
-    if not isinstance(job_id, str) or not job_id:
-        job_id = self.request.id  # the client sends each job with its id as the task id
+def fit(self, *args: Any, **kwargs: Any) -> None:
+    job_id, request = task_arguments(self.request.id, args, kwargs, "job_id")
     run_job(job_id, request, self.request.hostname or socket.gethostname())
 
 
