@@ -39,7 +39,7 @@ def events_channel(job_id: str) -> str:
 # The scripts publish their outcome on the job's events channel themselves: one round trip.
 
 # KEYS: job, lease, running. ARGV: job_id, token, lease_ms, now, worker, max_attempts,
-# events channel, device ('' leaves it unset)
+# events channel, device ('' leaves it unset), ttl_seconds (0: keep)
 _CLAIM = """
 local function claim()
   local state = redis.call('HGET', KEYS[1], 'state')
@@ -52,6 +52,7 @@ local function claim()
       cjson.encode({type='WorkerLost', message='the worker running this job was lost ' ..
       attempts .. ' times; giving up'}))
     redis.call('SREM', KEYS[3], ARGV[1])
+    if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[9]) end
     return 'failed'
   end
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
@@ -107,6 +108,15 @@ _REQUEUED = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then redis.call('SREM', KEYS[2], ARGV[1]) end
 """
 
+# KEYS: job. ARGV: now, error (JSON), ttl_seconds (0: keep), events channel
+_FAIL_UNCLAIMED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], 'failed')
+return 1
+"""
+
 # KEYS: job. ARGV: now, ttl_seconds
 _CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -144,6 +154,7 @@ class JobStore:
         self._reap = redis_client.register_script(_REAP)
         self._requeued = redis_client.register_script(_REQUEUED)
         self._cancel = redis_client.register_script(_CANCEL)
+        self._fail_unclaimed = redis_client.register_script(_FAIL_UNCLAIMED)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> JobStore:
@@ -240,7 +251,7 @@ class JobStore:
         return self._claim(
             keys=[job_key(job_id), lease_key(job_id), RUNNING],
             args=[job_id, token, int(self.settings.lease_seconds * 1000), repr(time.time()),
-                  worker, self.settings.max_attempts, events_channel(job_id), device],
+                  worker, self.settings.max_attempts, events_channel(job_id), device, self.ttl],
             client=client)
 
     def set_request(self, job_id: str, request: FitRequest) -> None:
@@ -279,16 +290,11 @@ class JobStore:
                          partial_history=json.dumps(list(history)))
 
     def fail_unclaimed(self, job_id: str, error: JobError) -> None:
-        """Fail a job that never ran, for a message the worker cannot run at all."""
-        key = job_key(job_id)
-        if self.redis.hget(key, "state") != JobState.QUEUED.value:
-            return
-        self.redis.hset(key, mapping={"state": JobState.FAILED.value,
-                                      "finished_at": repr(time.time()),
-                                      "error": error.model_dump_json()})
-        if self.ttl:
-            self.redis.expire(key, self.ttl)
-        self.publish(job_id, JobState.FAILED.value)
+        """Fail a job that never ran, for a message the worker cannot run at all; a job that
+        another delivery claimed (or a cancel ended) meanwhile is left as it is."""
+        self._fail_unclaimed(keys=[job_key(job_id)],
+                             args=[repr(time.time()), error.model_dump_json(), self.ttl,
+                                   events_channel(job_id)])
 
     def fail_running(self, job_id: str, error: JobError, attempt: str = "") -> None:
         """Fail a running job whose process was killed (the hard time limit). With ``attempt``

@@ -40,7 +40,6 @@ from models.store import (
     lease_key,
 )
 
-SWEEPS = f"{PREFIX}:sweeps"
 MAX_MEMBERS = 16_384
 MAX_ELEMENTS = 2**28  # members × points: the (K, n) residual stays ≤ 1 GiB in float32
 
@@ -201,7 +200,6 @@ class SweepStore(JobStore):
         pipe.hset(sweep_key(sweep_id), mapping={
             "sweep_id": sweep_id, "queue": sweep.queue, "request": sweep.model_dump_json(),
             "members": json.dumps(member_ids), "submitted_at": repr(now), "attempts": 0})
-        pipe.zadd(SWEEPS, {sweep_id: now})
         pipe.execute()
         return sweep_id, member_ids
 
@@ -214,7 +212,6 @@ class SweepStore(JobStore):
         if member_ids:
             pipe.zrem(JOBS, *member_ids)
         pipe.delete(sweep_key(sweep_id))
-        pipe.zrem(SWEEPS, sweep_id)
         pipe.execute()
 
     def member_ids(self, sweep_id: str) -> list[str]:
@@ -224,11 +221,14 @@ class SweepStore(JobStore):
         return json.loads(raw)
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
-        """The sweep with its members' current states and final losses, best first."""
+        """The sweep with its members' current states and final losses, best first. A sweep
+        whose members have all expired is gone too: it is deleted (it has no TTL of its own
+        when no batch ended it, e.g. when its members ran as single jobs)."""
         fields = self.redis.hgetall(sweep_key(sweep_id))
-        if not fields:
+        records = self.members(json.loads(fields["members"])) if "members" in fields else []
+        if not records:
+            self.redis.delete(sweep_key(sweep_id))
             raise SweepNotFound(sweep_id)
-        records = self.members(json.loads(fields["members"]))
         members = sorted((_member(r) for r in records), key=_rank)
         states = [m.state for m in members]
         state = sweep_state(states)
@@ -259,6 +259,8 @@ class SweepStore(JobStore):
             except JobNotFound:
                 outcome = "missing"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if "requested" not in outcomes:  # no batch will end it
+            self.expire_sweep(sweep_id)
         return outcomes
 
     # --- worker side: one pipeline for all members ---
@@ -330,13 +332,19 @@ class SweepStore(JobStore):
         pipe.execute()
 
     def finish_sweep(self, sweep_id: str, fit_seconds: float) -> None:
+        """Record the batch's time; the sweep expires with its members (POLYFIT_RESULT_TTL)."""
         key = sweep_key(sweep_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, "fit_seconds", repr(fit_seconds))
-        if self.ttl:
-            pipe.expire(key, self.ttl)
+        self.expire_sweep(sweep_id, pipe)
         pipe.execute()
         self.redis.publish(events_channel(sweep_id), "finished")
+
+    def expire_sweep(self, sweep_id: str, client: Any = None) -> None:
+        """Give the sweep the result TTL its finished members have (if one is set): when its
+        batch ends, and when no batch will run (its members cancelled or refused)."""
+        if self.ttl:
+            (client or self.redis).expire(sweep_key(sweep_id), self.ttl)
 
 
 def _member(record: JobRecord) -> SweepMember:

@@ -290,3 +290,20 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     assert all(store.redis.exists(lease_key(j)) for j in jobs[:2])
     leases.release(jobs)
     assert not leases.lost(jobs[2])
+
+
+def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(redis_server):
+    """Past max_attempts the next claim fails the job as WorkerLost, with the result TTL."""
+    from models import JobStore
+    from models.store import lease_key
+
+    settings = Settings(redis_url=redis_server.url, max_attempts=1, result_ttl=60)
+    store = JobStore.from_url(redis_server.url, settings)
+    job_id = store.create(SMALL)
+    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    store.redis.delete(lease_key(job_id))  # its worker died: the lease lapsed
+    assert store.reap() == [job_id]
+    assert store.claim(job_id, "attempt-2", "w") == "failed"
+    record = store.get(job_id)
+    assert (record.state, record.error.type) == (JobState.FAILED, "WorkerLost")
+    assert 0 < store.redis.ttl(f"polyfit:job:{job_id}") <= 60

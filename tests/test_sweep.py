@@ -242,6 +242,34 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
         assert record.sweep_id == sweep_id
 
 
+def test_a_sweep_expires_with_its_members_whether_or_not_a_batch_ran(redis_server):
+    """With POLYFIT_RESULT_TTL, a sweep cancelled before any worker took it gets the TTL its
+    members get; one whose members all expired reads as not found, and is deleted."""
+    from models import JobError, Settings
+    from models.store import job_key
+    from models.sweep import SweepNotFound, SweepStore, sweep_key
+
+    store = SweepStore.from_url(redis_server.url, Settings(redis_url=redis_server.url,
+                                                           result_ttl=60))
+    request = SweepRequest(base=FitRequest(approach="tensor", steps=10), seeds=[0, 1])
+    cancelled, member_ids = store.create_sweep(request)
+    assert store.cancel_sweep(cancelled) == {"cancelled": 2}
+    assert 0 < store.redis.ttl(sweep_key(cancelled)) <= 60
+    assert all(0 < store.redis.ttl(job_key(j)) <= 60 for j in member_ids)
+
+    orphaned, member_ids = store.create_sweep(request)
+    store.redis.delete(*(job_key(j) for j in member_ids))  # as when their TTL ran out
+    with pytest.raises(SweepNotFound):
+        store.get_sweep(orphaned)
+    assert not store.redis.exists(sweep_key(orphaned))
+
+    refused, member_ids = store.create_sweep(request)
+    assert store.claim(member_ids[0], "attempt", "w") == "claimed"
+    store.fail_members_unclaimed(member_ids, JobError(type="ValidationError", message="bad"))
+    states = [store.get(j).state for j in member_ids]
+    assert states == [JobState.RUNNING, JobState.FAILED]  # a claimed member is left running
+
+
 @pytest.mark.integration
 def test_sweep_cancel_stops_every_member(service, redis_server):
     client, _ = service

@@ -76,11 +76,13 @@ def run_sweep_job(sweep_id: Any, raw_request: Any, worker: str) -> None:
     except ValidationError as error:
         sweeps.fail_members_unclaimed(member_ids, JobError(type="ValidationError",
                                                            message=describe(error)))
+        sweeps.expire_sweep(sweep_id)
         log.error("sweep %s refused: %s", sweep_id, describe(error))
         return
     if len(requests) != len(member_ids):
         sweeps.fail_members_unclaimed(member_ids, JobError(
             type="ValidationError", message="the sweep's request does not match its members"))
+        sweeps.expire_sweep(sweep_id)
         return
 
     token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
@@ -88,6 +90,7 @@ def run_sweep_job(sweep_id: Any, raw_request: Any, worker: str) -> None:
     rows = [row for row, outcome in enumerate(outcomes) if outcome == "claimed"]
     if not rows:
         log.info("sweep %s: no member left to run", sweep_id)
+        sweeps.expire_sweep(sweep_id)
         return
     run_claimed(sweep_id, [member_ids[r] for r in rows], [requests[r] for r in rows], token,
                 worker)
