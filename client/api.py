@@ -10,11 +10,19 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from client.errors import JobCancelled, JobFailed, JobNotFound, RedisUnavailable, WaitTimeout
+from client.errors import (
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    RedisUnavailable,
+    SweepNotFound,
+    WaitTimeout,
+)
 from models import FitRequest, FitResult, JobRecord, JobState, Settings, celery_config
 from models import JobNotFound as StoreJobNotFound
 from models.store import events_channel
-from models.sweep import SweepNotFound, SweepRecord, SweepRequest, SweepStore
+from models.sweep import SweepNotFound as StoreSweepNotFound
+from models.sweep import SweepRecord, SweepRequest, SweepStore
 
 
 def redacted(url: str) -> str:
@@ -217,8 +225,8 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.get_sweep(sweep_id)
-        except SweepNotFound:
-            raise JobNotFound(f"sweep {sweep_id} not found") from None
+        except StoreSweepNotFound:
+            raise SweepNotFound(f"sweep {sweep_id} not found") from None
 
     def wait_sweep(self, sweep_id: str, timeout: float | None = None,
                    on_update: Callable[[dict[str, int], dict | None], None] | None = None
@@ -228,8 +236,8 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 member_ids = self.store.member_ids(sweep_id)
-        except SweepNotFound:
-            raise JobNotFound(f"sweep {sweep_id} not found") from None
+        except StoreSweepNotFound:
+            raise SweepNotFound(f"sweep {sweep_id} not found") from None
 
         def finished() -> bool:
             with self._reaching_redis():
@@ -250,5 +258,5 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.cancel_sweep(sweep_id)
-        except SweepNotFound:
-            raise JobNotFound(f"sweep {sweep_id} not found") from None
+        except StoreSweepNotFound:
+            raise SweepNotFound(f"sweep {sweep_id} not found") from None

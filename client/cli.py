@@ -287,8 +287,7 @@ def main() -> None:
         click.echo(f"error: {error.format_message()}", err=True)
         sys.exit(InvalidRequest.exit_code)
     except JobNotFound as error:
-        click.echo(f"error: {error} — `polyfit-client list` shows the jobs this Redis holds",
-                   err=True)
+        click.echo(f"error: {error} — {error.hint}", err=True)
         sys.exit(error.exit_code)
     except PolyfitError as error:
         click.echo(f"error: {error}", err=True)

@@ -21,6 +21,11 @@ class InvalidRequest(PolyfitError):
 
 class JobNotFound(PolyfitError):
     exit_code = 3
+    hint = "`polyfit-client list` shows the jobs this Redis holds"
+
+
+class SweepNotFound(JobNotFound):
+    hint = "a sweep id is what `polyfit-client sweep` printed; sweeps expire with their members"
 
 
 class RedisUnavailable(PolyfitError):

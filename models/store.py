@@ -75,6 +75,15 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+# KEYS: job. ARGV: token, progress (JSON), events channel
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'progress')
+return 1
+"""
+
 # KEYS: job, lease, running. ARGV: job_id, token, ttl_seconds (0: keep), events channel,
 # final state, finished_at, then more field/value pairs
 _FINISH = """
@@ -150,6 +159,7 @@ class JobStore:
         self.settings = settings or Settings()
         self._claim = redis_client.register_script(_CLAIM)
         self._renew = redis_client.register_script(_RENEW)
+        self._progress = redis_client.register_script(_PROGRESS)
         self._finish = redis_client.register_script(_FINISH)
         self._reap = redis_client.register_script(_REAP)
         self._requeued = redis_client.register_script(_REQUEUED)
@@ -268,14 +278,15 @@ class JobStore:
                         client=pipe)
         return [bool(r) for r in pipe.execute()]
 
-    def progress(self, job_id: str, step: int, steps: int, loss: float) -> bool:
-        """Publish progress; returns True when a cancel was asked for."""
-        pipe = self.redis.pipeline()
-        pipe.hset(job_key(job_id), "progress",
-                  json.dumps({"step": step, "steps": steps, "loss": loss}))
-        pipe.hget(job_key(job_id), "cancel")
-        pipe.publish(events_channel(job_id), "progress")
-        return pipe.execute()[1] == "1"
+    def progress(self, job_id: str, token: str, step: int, steps: int, loss: float,
+                 client: Any = None) -> Any:
+        """Record and publish the progress of this attempt of a running job: an attempt that
+        lost the job (or a job whose record expired) writes nothing. True when written (with
+        a pipeline as ``client``, that is its result)."""
+        return self._progress(keys=[job_key(job_id)],
+                              args=[token, json.dumps({"step": step, "steps": steps,
+                                                       "loss": loss}), events_channel(job_id)],
+                              client=client)
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(job_key(job_id), "cancel") == "1"

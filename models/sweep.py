@@ -307,16 +307,16 @@ class SweepStore(JobStore):
             pipe.hget(job_key(job_id), "cancel")
         return [flag == "1" for flag in pipe.execute()]
 
-    def sweep_progress(self, sweep_id: str, step: int, steps: int, best_loss: float | None,
-                       active: int, member_losses: dict[str, float] | None = None) -> None:
-        """Publish the batch's progress, and each listed member's, in one round trip."""
+    def sweep_progress(self, sweep_id: str, token: str, step: int, steps: int,
+                       best_loss: float | None, active: int,
+                       member_losses: dict[str, float] | None = None) -> None:
+        """Publish the batch's progress, and each listed member's (as ``progress``, for this
+        attempt's members only), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(sweep_key(sweep_id), "progress", json.dumps(
             {"step": step, "steps": steps, "best_loss": best_loss, "active": active}))
         for job_id, loss in (member_losses or {}).items():
-            pipe.hset(job_key(job_id), "progress",
-                      json.dumps({"step": step, "steps": steps, "loss": loss}))
-            pipe.publish(events_channel(job_id), "progress")
+            self.progress(job_id, token, step, steps, loss, pipe)
         pipe.execute()
 
     def finish_members(self, token: str, results: dict[str, FitResult],

@@ -307,3 +307,21 @@ def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(
     record = store.get(job_id)
     assert (record.state, record.error.type) == (JobState.FAILED, "WorkerLost")
     assert 0 < store.redis.ttl(f"polyfit:job:{job_id}") <= 60
+
+
+def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
+    """A stale attempt (its lease taken over) or one whose job record expired writes no
+    progress: it would overwrite the new attempt's, or leave a hash that is no job."""
+    from models import JobStore
+    from models.store import job_key
+
+    store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
+    job_id = store.create(SMALL)
+    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    assert store.progress(job_id, "attempt-1", 10, 100, 1.5)
+    store.redis.hset(job_key(job_id), "token", "attempt-2")  # another attempt took over
+    assert not store.progress(job_id, "attempt-1", 20, 100, 1.0)
+    assert store.get(job_id).progress.step == 10
+    store.delete(job_id)
+    assert not store.progress(job_id, "attempt-2", 30, 100, 0.5)
+    assert not store.redis.exists(job_key(job_id))

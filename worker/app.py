@@ -36,9 +36,11 @@ app.conf.update(
 )
 
 
-# Redis away is transient: a delivery is retried with backoff. Anything else fails the job.
+# Redis away is transient: a delivery is retried with backoff, for as long as it takes (a
+# limit would end in acknowledging the message of a job still queued: lost). Anything else
+# fails the job.
 RETRY_TRANSIENT = {"autoretry_for": (redis.ConnectionError, redis.TimeoutError),
-                   "retry_backoff": True, "retry_backoff_max": 60, "max_retries": 10}
+                   "retry_backoff": True, "retry_backoff_max": 60, "max_retries": None}
 
 
 class Reaper(bootsteps.StartStopStep):

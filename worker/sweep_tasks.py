@@ -102,7 +102,7 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
     sweeps = store()
     leases.hold(member_ids, token)
     base = requests[0]
-    progress = _Progress(sweep_id, member_ids, base.steps)
+    progress = _Progress(sweep_id, token, member_ids, base.steps)
     report = BatchReport(len(requests), base.record_every, base.steps, progress,
                          lambda: _stops(member_ids), settings.soft_time_limit)
     started = time.perf_counter()
@@ -131,8 +131,8 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
 class _Progress:
     """Writes the sweep's progress (step, best loss) and, less often, each member's."""
 
-    def __init__(self, sweep_id: str, member_ids: list[str], steps: int) -> None:
-        self.sweep_id, self.member_ids, self.steps = sweep_id, member_ids, steps
+    def __init__(self, sweep_id: str, token: str, member_ids: list[str], steps: int) -> None:
+        self.sweep_id, self.token, self.member_ids, self.steps = sweep_id, token, member_ids, steps
         self.last_sweep = self.last_members = 0.0
 
     def __call__(self, step: int, losses: list[float | None]) -> None:
@@ -146,8 +146,8 @@ class _Progress:
             members = {job_id: loss for job_id, loss in zip(self.member_ids, losses, strict=True)
                        if loss is not None}
         live = [loss for loss in losses if loss is not None]
-        store().sweep_progress(self.sweep_id, step, self.steps, min(live, default=None),
-                               len(live), members)
+        store().sweep_progress(self.sweep_id, self.token, step, self.steps,
+                               min(live, default=None), len(live), members)
 
 
 def _stops(member_ids: list[str]) -> set[int]:

@@ -160,7 +160,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         now = time.monotonic()
         if now - last_progress >= settings.progress_interval:
             last_progress = now
-            jobs.progress(job_id, step, request.steps, loss)
+            jobs.progress(job_id, token, step, request.steps, loss)
 
     def cancel_requested() -> bool:
         return leases.lost(job_id) or jobs.cancel_requested(job_id)
