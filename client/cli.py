@@ -147,6 +147,8 @@ def request_options(command: Callable) -> Callable:
 def submit(client: PolyfitClient, data_file: str | None, request_file: str | None, wait_: bool,
            timeout: float | None, as_json: bool, quiet: bool, **options: Any) -> None:
     """Queue a fit; prints the job id (or, with --wait, the result)."""
+    if timeout is not None and not wait_:
+        raise click.UsageError("--timeout applies to --wait; add --wait")
     if data_file:
         options["data"] = read_points(data_file, client.settings)
     request = build_request(request_file, options)
@@ -385,6 +387,8 @@ def sweep(client: PolyfitClient, learning_rates: list[float] | None, seeds: list
     """Fit every learning rate × seed as one batched job; prints the sweep id.
 
     Each member is also a job of its own (`polyfit-client result MEMBER_ID`)."""
+    if timeout is not None and not wait_:
+        raise click.UsageError("--timeout applies to --wait; add --wait")
     if data_file:
         options["data"] = read_points(data_file, client.settings)
     sweep_request = build_sweep(build_request(request_file, options), learning_rates, seeds)

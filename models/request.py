@@ -97,6 +97,10 @@ class FitRequest(BaseModel):
     def _fill_defaults(self) -> FitRequest:
         settings = current_settings()
         name = self.approach
+        if self.data is not None:
+            for unused in ("target", "x_min", "x_max", "n_points"):
+                if getattr(self, unused) != FitRequest.model_fields[unused].default:
+                    raise ValueError(f"{unused}: not used when data points are given")
         if self.x_min >= self.x_max:
             raise ValueError(f"x_min ({self.x_min}) must be less than x_max ({self.x_max})")
         if self.n_points > settings.max_points:

@@ -108,6 +108,10 @@ def test_auto_queue_setting(monkeypatch):
         ({"approach": "nn", "data": {"x": [1.0, float("nan")], "y": [1.0, 2.0]}}, "data"),
         ({"approach": "nn", "data": {"x": [1.0, 1.0], "y": [1.0, 2.0]}}, "data"),
         ({"approach": "nn", "data": {"x": [0.0] * 100_001, "y": [0.0] * 100_001}}, "data"),
+        ({"approach": "nn", "data": {"x": [0.0, 1.0], "y": [1.0, 2.0]}, "target": "exp"},
+         "target: not used when data points are given"),
+        ({"approach": "nn", "data": {"x": [0.0, 1.0], "y": [1.0, 2.0]}, "n_points": 50},
+         "n_points: not used"),
         # values the fit's dtype cannot hold: the fit could only end in NaN
         ({"approach": "exact", "x_min": -1e308, "x_max": 1e308}, "x_min..x_max"),
         ({"approach": "exact", "target": "exp", "x_min": 0, "x_max": 1000}, "target: exp"),

@@ -365,6 +365,8 @@ def test_odd_values_and_odd_servers_get_one_line_errors(url: str) -> None:
     assert "5-3 is an empty range" in one_line_error(cli(*sweep, "--seeds", "5-3", env=env(url)),
                                                      2)
     assert "names no seed" in one_line_error(cli(*sweep, "--seeds", ",", env=env(url)), 2)
+    assert "add --wait" in one_line_error(cli("submit", "--approach", "nn", "--timeout", "5",
+                                              env=env(url)), 2)
     for timeout in ("-1", "0", "nan"):
         assert "positive number of seconds" in one_line_error(
             cli("wait", "0" * 32, "--timeout", timeout, env=env(url)), 2)
