@@ -20,8 +20,8 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
                 report(t, residual @ residual)  # sum of squared errors
             # grad_a = Σ 2r, grad_b = Σ 2r·x, … — all four at once as 2·Pᵀr
             w -= gradient_scale * (residual @ powers)
-
-    residual = powers @ w - problem.y
+        residual = powers @ w - problem.y
+        final_loss = float(residual @ residual)
     coefficients = named(w)
-    return Fit(coefficients, named(initial), polynomial_formula(coefficients),
-               float(residual @ residual), request.steps)
+    return Fit(coefficients, named(initial), polynomial_formula(coefficients), final_loss,
+               request.steps)
