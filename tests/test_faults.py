@@ -325,3 +325,31 @@ def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
     store.delete(job_id)
     assert not store.progress(job_id, "attempt-2", 30, 100, 0.5)
     assert not store.redis.exists(job_key(job_id))
+
+
+def test_a_retry_that_cannot_be_sent_puts_the_delivery_back():
+    """Redis away while a job's delivery retries: Celery would drop the delivery (its job
+    still queued, so lost); polyfit's tasks requeue it. The send fails for real here."""
+    from celery import Celery
+    from celery.exceptions import Reject
+
+    from worker.app import RequeuingTask
+    from worker.sweep_tasks import sweep
+    from worker.tasks import fit
+
+    assert isinstance(fit, RequeuingTask) and isinstance(sweep, RequeuingTask)
+    app = Celery("retry-test", task_cls=RequeuingTask, set_as_current=False,
+                 broker=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+
+    @app.task(bind=True)
+    def job(self) -> None:  # never run: only retried
+        pass
+
+    job.push_request(id="job", args=[], kwargs={}, called_directly=False, retries=0,
+                     delivery_info={"routing_key": "cpu"})
+    try:
+        with pytest.raises(Reject) as rejected:
+            job.retry(exc=redis.ConnectionError("Redis away"), countdown=1)
+    finally:
+        job.pop_request()
+    assert rejected.value.requeue

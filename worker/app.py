@@ -7,16 +7,31 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import redis
-from celery import Celery, bootsteps
+from celery import Celery, Task, bootsteps
+from celery.exceptions import Reject
 
 from models import JobStore, Settings, celery_config
 
 log = logging.getLogger("polyfit.worker")
 
+
+class RequeuingTask(Task):
+    """A task whose retry, when the retry's message cannot be sent (Redis away), puts the
+    delivery back in the queue rather than dropping it as Celery does: its job is still
+    queued, and nothing else would send it again."""
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as dropped:
+            raise Reject(dropped.reason, requeue=True) from None
+
+
 settings = Settings()
-app = Celery("polyfit")
+app = Celery("polyfit", task_cls=RequeuingTask)
 app.conf.update(
     celery_config(settings),
     broker_transport="worker.refusals:Transport",  # a malformed message cannot stop it
