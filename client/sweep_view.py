@@ -54,7 +54,7 @@ class SweepProgress:
             return
         done = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         line = f"sweep {self.sweep_id}: {done}"
-        if progress:
+        if progress and (counts.get("running") or counts.get("queued")):  # not once all ended
             best = progress.get("best_loss")
             line += f"; step {progress['step'] + 1}/{progress['steps']}"
             if best is not None:

@@ -147,6 +147,18 @@ def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
     assert "Traceback" not in output
 
 
+def test_sweep_progress_lines_drop_the_step_once_every_member_ended(capsys) -> None:
+    from client.sweep_view import SweepProgress
+
+    show = SweepProgress("s1")
+    progress = {"step": 99, "steps": 300, "best_loss": 277.123, "active": 6}
+    show({"running": 6}, progress)
+    show({"succeeded": 6}, progress)  # the batch's last progress, written before it ended
+    first, last = capsys.readouterr().err.splitlines()
+    assert first.startswith("sweep s1: 6 running; step 100/300, best loss 277.123")
+    assert last.startswith("sweep s1: 6 succeeded (")
+
+
 def test_without_a_terminal_progress_is_plain_lines_on_stderr(url: str) -> None:
     done = cli("submit", "--approach", "legendre", "--steps", "1000", "--seed", "9", "--wait",
                env=env(url))
