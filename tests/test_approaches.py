@@ -144,6 +144,19 @@ def test_divergence_between_recorded_steps_fails_too(approach):
     assert report.history == []
 
 
+@pytest.mark.parametrize("degree", [1, 2, 3, 4, 5])
+def test_legendre_function_is_pn_and_its_backward_is_pn_prime(degree):
+    from numpy.polynomial import legendre as npleg
+
+    from worker.approaches.legendre import legendre_polynomial
+
+    function = legendre_polynomial(degree)
+    t = torch.linspace(-1.5, 1.5, 7, dtype=torch.float64, requires_grad=True)
+    expected = npleg.legval(t.detach().numpy(), [0] * degree + [1])
+    assert np.allclose(function.apply(t).detach().numpy(), expected, rtol=1e-12)
+    assert torch.autograd.gradcheck(function.apply, (t,))
+
+
 def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
     computed = []
 

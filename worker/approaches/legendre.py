@@ -13,6 +13,9 @@ INITIAL = (0.0, -1.0, 0.0, 0.3)  # a, b, c, d: near the answer, or it will not c
 
 
 def _horner(coefficients: tuple[float, ...], t: torch.Tensor) -> torch.Tensor:
+    """Σ cᵢ·tᵏ⁻ⁱ (highest power first), skipping the additions of zero coefficients."""
+    if len(coefficients) == 1:  # a constant: P1' = 1
+        return torch.full_like(t, coefficients[0])
     value = t * coefficients[0]
     for c in coefficients[1:-1]:
         value = (value + c) * t if c else value * t
