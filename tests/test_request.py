@@ -48,6 +48,15 @@ def test_optimizer_and_momentum_defaults():
     assert (dynamic.optimizer, dynamic.momentum) == ("sgd", 0.9)
 
 
+@pytest.mark.parametrize(("approach", "optimizer", "learning_rate"), [
+    ("optim", "rmsprop", 1e-3), ("optim", "sgd", 1e-6), ("optim", "adam", 1e-2),
+    ("module", "sgd", 1e-6), ("module", "rmsprop", 1e-3), ("module", "adam", 1e-2)])
+def test_the_default_learning_rate_follows_the_optimizer(approach, optimizer, learning_rate):
+    """One default for SGD and RMSprop/Adam would diverge or crawl (see OPTIMIZER_LEARNING_RATE)."""
+    request = FitRequest(approach=approach, optimizer=optimizer)
+    assert request.learning_rate == learning_rate
+
+
 def test_exact_takes_no_steps():
     request = FitRequest(approach="exact")
     assert request.steps is None and request.dtype == "float64"
