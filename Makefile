@@ -1,9 +1,11 @@
 # polyfit: `make run` runs a Legendre fit through an embedded Redis and a worker;
-# `make test` runs the tests. Both set up .venv first (torch's CPU build before the project).
+# `make test` runs the tests. Both set up .venv first (torch before the project; from
+# TORCH_INDEX when set, e.g. https://download.pytorch.org/whl/cpu for the CPU-only build).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 TORCH = torch==2.13.0
+TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
 .PHONY: run up down test lint bench clean
@@ -11,7 +13,7 @@ PYTEST_ARGS ?=
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(BIN)/pip install --quiet -e '.[worker,embedded,plot,dev]'
 	touch $@
 

@@ -162,7 +162,8 @@ def test_redis_persists_refuses_eviction_and_hides_its_password() -> None:
 
 
 def test_every_client_of_redis_uses_its_password() -> None:
-    env = {"REDIS_PASSWORD": "pw"}
+    # with the host client's URL exported too (docs/DEPLOY.md), which containers must not take
+    env = {"REDIS_PASSWORD": "pw", "POLYFIT_REDIS_URL": "redis://:pw@127.0.0.1:6379/0"}
     flower = services(ROOT / "docker-compose.yml", env)["flower"]
     urls = [flower["environment"]["CELERY_BROKER_URL"]]
     for path in COMPOSE_FILES:
@@ -194,6 +195,10 @@ def test_cuda_pool_reserves_a_gpu_per_worker_process() -> None:
     assert device["device_ids"] == ["1"]
     assert option(worker["command"], "--queues") == "cuda"
     assert option(worker["command"], "--concurrency") == "1"  # one process, one GPU
+    # its threads pool: polyfit-worker refuses POLYFIT_COMPILE there (a crash loop otherwise)
+    assert option(worker["command"], "--pool") == "threads"
+    compiling = services(path, {"POLYFIT_COMPILE": "true"})["worker-cuda"]
+    assert compiling["environment"]["POLYFIT_COMPILE"] == "false"
 
 
 @pytest.mark.parametrize("pool", ["compose.cpu.yml", "compose.cuda.yml"])
@@ -202,7 +207,7 @@ def test_pool_files_stand_alone(pool: str) -> None:
         assert "depends_on" not in service  # no Redis service in this file to wait for
         assert "build" in service  # builds its own image
     url = load(ROOT / "deploy" / pool)["x-polyfit-env"]["POLYFIT_REDIS_URL"]
-    assert url.startswith("${POLYFIT_REDIS_URL:-")  # point it at any Redis
+    assert url.startswith("${POLYFIT_POOL_REDIS_URL:-")  # point it at any Redis
 
 
 def test_env_example_documents_every_setting() -> None:
