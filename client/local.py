@@ -53,7 +53,7 @@ def start_worker(redis_url: str, log_path: Path, concurrency: int = 1) -> subpro
 def wait_until_ready(worker: subprocess.Popen, client: PolyfitClient, log_path: Path,
                      timeout: float = 120.0) -> None:
     """Until the worker answers a ping; a worker that exits first (bad settings, a port, a
-    missing compiler) fails with its log's last lines."""
+    missing compiler) fails with its log's last line."""
     deadline = time.monotonic() + timeout
     while not client.celery.control.ping(timeout=0.5):
         if worker.poll() is not None:
