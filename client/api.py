@@ -101,7 +101,7 @@ class PolyfitClient:
             with self._reaching_redis():
                 return self.store.get(job_id)
         except StoreJobNotFound:
-            raise JobNotFound(f"job {job_id} not found") from None
+            raise self._not_found(job_id) from None
 
     def wait(self, job_id: str, timeout: float | None = None,
              on_update: Callable[[JobRecord], None] | None = None) -> JobRecord:
@@ -208,7 +208,15 @@ class PolyfitClient:
             with self._reaching_redis():
                 return self.store.cancel(job_id)
         except StoreJobNotFound:
-            raise JobNotFound(f"job {job_id} not found") from None
+            raise self._not_found(job_id) from None
+
+    def _not_found(self, job_id: str) -> JobNotFound:
+        """No job has this id; when a sweep has, the error says so and where to look."""
+        with self._reaching_redis():
+            if self.store.is_sweep(job_id):
+                return JobNotFound(f"{job_id} is a sweep, not a job",
+                                   hint=f"`polyfit-client sweep-result {job_id}` shows it")
+        return JobNotFound(f"job {job_id} not found")
 
     # --- sweeps: many learning rates × seeds as one batched job ---
 

@@ -23,6 +23,10 @@ class JobNotFound(PolyfitError):
     exit_code = 3
     hint = "`polyfit-client list` shows the jobs this Redis holds"
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint or self.hint
+
 
 class SweepNotFound(JobNotFound):
     hint = "a sweep id is what `polyfit-client sweep` printed; sweeps expire with their members"

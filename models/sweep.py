@@ -214,6 +214,9 @@ class SweepStore(JobStore):
         pipe.delete(sweep_key(sweep_id))
         pipe.execute()
 
+    def is_sweep(self, sweep_id: str) -> bool:
+        return bool(self.redis.exists(sweep_key(sweep_id)))
+
     def member_ids(self, sweep_id: str) -> list[str]:
         raw = self.redis.hget(sweep_key(sweep_id), "members")
         if raw is None:

@@ -225,7 +225,11 @@ def test_sweep_through_the_service(service, redis_server):
     assert again.returncode == 0 and json.loads(again.stdout)["members"] == listed
     table = cli("sweep-result", document["sweep_id"], env=env)
     assert f"best: learning_rate {listed[0]['learning_rate']:g}" in table.stdout
-    assert cli("sweep-result", "nope", env=env).returncode == 3
+    missing = cli("sweep-result", "nope", env=env)
+    assert missing.returncode == 3 and "`polyfit-client sweep` printed" in missing.stderr
+    not_a_job = cli("status", document["sweep_id"], env=env)
+    assert not_a_job.returncode == 3 and "is a sweep, not a job" in not_a_job.stderr
+    assert f"`polyfit-client sweep-result {document['sweep_id']}`" in not_a_job.stderr
     bad = cli("sweep", "--approach", "nn", "--seeds", "3-x", env=env)
     assert bad.returncode == 2 and "seeds" in bad.stderr
 
