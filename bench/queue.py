@@ -47,8 +47,14 @@ def ping_round_trip(client: PolyfitClient) -> float:
     reply = f"bench:reply:{uuid.uuid4().hex}"
     started = time.perf_counter()
     client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
-    client.store.redis.blpop([reply], timeout=30)
+    answered(client.store.redis.blpop([reply], timeout=30))
     return time.perf_counter() - started
+
+
+def answered(reply: object) -> None:
+    """A no-op's reply; a lost one would count as a fast round trip."""
+    if reply is None:
+        raise SystemExit("bench/queue: a polyfit.ping got no reply; see the worker log")
 
 
 def job_round_trip(client: PolyfitClient) -> float:
@@ -63,7 +69,7 @@ def ping_throughput(client: PolyfitClient, count: int) -> float:
     for _ in range(count):
         client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
     for _ in range(count):
-        client.store.redis.blpop([reply], timeout=60)
+        answered(client.store.redis.blpop([reply], timeout=60))
     return count / (time.perf_counter() - started)
 
 
@@ -106,7 +112,8 @@ def measure(concurrency: int, samples: int, count: int) -> None:
     print(f"concurrency {concurrency}: latency p99 no-op {percentile(pings, 99) * 1e3:.2f} ms, "
           f"polyfit {percentile(jobs, 99) * 1e3:.2f} ms, ratio "
           f"{percentile(jobs, 99) / percentile(pings, 99):.2f}")
-    print(f"concurrency {concurrency}: throughput of {count}: no-op {ping_rate:.0f}/s, polyfit "
+    print(f"concurrency {concurrency}: throughput (median of {ROUNDS} rounds of {count // ROUNDS}):"
+          f" no-op {ping_rate:.0f}/s, polyfit "
           f"{job_rate:.0f}/s, ratio {job_rate / ping_rate:.2f} (goal ≥ 0.5)", flush=True)
 
 

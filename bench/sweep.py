@@ -48,11 +48,12 @@ LEARNING_RATES = [2e-7 + i * (2e-6 - 2e-7) / 15 for i in range(16)]
 
 def sweep_requests(approach: str, size: int, steps: int, device: str = "cpu",
                    n_points: int = 2000) -> list[FitRequest]:
-    """``size`` members: 16 learning rates × size/16 seeds (one rate below 16 members)."""
+    """``size`` members: 16 learning rates × ⌈size/16⌉ seeds, the first ``size`` of them (one
+    rate below 16 members)."""
     base = FitRequest(approach=approach, steps=steps, n_points=n_points, device=device)
     rates = LEARNING_RATES if size >= 16 else [1e-6]
-    seeds = list(range(size // len(rates)))
-    return SweepRequest(base=base, learning_rates=rates, seeds=seeds).members()
+    seeds = list(range(-(-size // len(rates))))
+    return SweepRequest(base=base, learning_rates=rates, seeds=seeds).members()[:size]
 
 
 def timed_sweep(requests: list[FitRequest], device: str = "cpu") -> tuple[float, list]:

@@ -35,7 +35,9 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
 
 
 class Worker:
-    """A ``polyfit-worker`` process group, started the way users start it."""
+    """A ``polyfit-worker`` process group, started the way users start it. A ``cpu``-queue
+    worker sees no GPU, so that its ``device auto`` jobs run on the CPU on a GPU machine too
+    (where a worker with a GPU takes cuda for them)."""
 
     def __init__(self, redis_url: str, log: Path, queues: str = "cpu", concurrency: int = 1,
                  env: dict[str, str] | None = None, name: str = "w") -> None:
@@ -43,7 +45,8 @@ class Worker:
         command = [str(BIN / "polyfit-worker"), "--queues", queues, "--concurrency",
                    str(concurrency), "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h",
                    "--loglevel", "INFO"]
-        environment = {**os.environ, "POLYFIT_REDIS_URL": redis_url, **(env or {})}
+        hidden_gpus = {"CUDA_VISIBLE_DEVICES": ""} if queues == "cpu" else {}
+        environment = {**os.environ, "POLYFIT_REDIS_URL": redis_url, **hidden_gpus, **(env or {})}
         self.process = subprocess.Popen(command, env=environment, stdout=open(log, "ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -76,6 +76,7 @@ def test_thousand_jobs_from_four_clients_to_two_workers(redis_server, start_work
     assert client.store.redis.llen("cpu") == 0
     assert all("not run:" not in w.log() for w in workers)  # no duplicate delivery at all
     share = {w: sum(r.worker.startswith(f"load{w}-") for r in records) for w in range(WORKERS)}
+    assert all(share.values()), share  # every worker took jobs
     print(f"\nload: {len(job_ids)} jobs from {CLIENTS} clients to {WORKERS} workers "
           f"(concurrency 1): submitted in {submitted:.1f} s, all done in {elapsed:.1f} s, "
           f"{len(job_ids) / elapsed:.0f} jobs/s; per worker {share}")

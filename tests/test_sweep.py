@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from conftest import cli, requires_cuda
 from models import FitRequest, JobState
+from models.request import NUMPY_APPROACHES
 from models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
 from worker.approaches.nn import coefficients_of, linear_model
 from worker.batched import polynomial
@@ -311,7 +312,7 @@ def test_sweep_cancel_stops_every_member(service, redis_server):
 @requires_cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize(("approach", "extra", "learning_rates"),
-                         [c for c in CASES if c[0] != "dynamic"])
+                         [c for c in CASES if c[0] not in ("dynamic", *NUMPY_APPROACHES)])
 def test_batched_cuda_matches_cpu(approach, extra, learning_rates):
     requests = members(approach, extra, learning_rates)
     on_cpu = run_sweep(requests, BatchReport(len(requests), 50, 400), "cpu")

@@ -60,7 +60,7 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
         final_loss=fit.final_loss,
         optimum_loss=optimum_loss(request, problem),
         steps_run=fit.steps_run,
-        device=device,
+        device=problem.device,  # cpu for the NumPy approaches, whatever was asked
         fit_seconds=fit_seconds,
         compiled=compiled,
     )

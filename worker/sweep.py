@@ -36,5 +36,5 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
     return [None if fit is None else FitResult(
         coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
         formula=fit.formula, loss_history=history, final_loss=fit.final_loss,
-        optimum_loss=optimum, steps_run=fit.steps_run, device=device, fit_seconds=share)
+        optimum_loss=optimum, steps_run=fit.steps_run, device=problem.device, fit_seconds=share)
         for fit, history in zip(fits, report.histories, strict=True)]
