@@ -92,9 +92,15 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
 
 def runs(pid: int, program: str) -> bool:
     """Whether process ``pid`` is ``program`` still: after a reboot the pid may be another's."""
-    found = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True,
-                           text=True)
-    return program in found.stdout
+    if Path("/proc/self").exists():  # Linux, where ps may not be installed
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+    else:
+        command = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True,
+                                 text=True).stdout
+    return program in command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
