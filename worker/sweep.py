@@ -6,12 +6,10 @@ from __future__ import annotations
 import time
 
 from models import FitRequest, FitResult
-from models.curves import least_squares
-from models.request import POLYNOMIAL_APPROACHES
 from worker.batched import BATCHED
 from worker.batched.report import BatchReport
 from worker.fit import diverged_unrecorded, make_problem
-from worker.run import resolve_device
+from worker.run import optimum_loss, resolve_device
 
 
 def run_sweep(requests: list[FitRequest], report: BatchReport,
@@ -30,9 +28,7 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
         if fit is not None and (diverged := diverged_unrecorded(fit, report.histories[row])):
             report.stop(row, diverged)
             fits[row] = None
-    optimum = None
-    if base.approach in POLYNOMIAL_APPROACHES:
-        optimum = least_squares(*problem.float64(), base.degree)[1]
+    optimum = optimum_loss(base, problem)
     return [None if fit is None else FitResult(
         coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
         formula=fit.formula, loss_history=history, final_loss=fit.final_loss,
