@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -174,7 +175,7 @@ def up(port: int, concurrency: int) -> None:
     STATE_DIR.mkdir(exist_ok=True)
     pids = STATE_DIR / "pids.json"
     if pids.exists():
-        if any(running(pids).values()):
+        if any(running(json.loads(pids.read_text())).values()):
             raise click.ClickException(f"already up ({pids}); run `polyfit-local down` first")
         pids.unlink()  # left by a crash or a reboot: nothing of it runs
     log_path = STATE_DIR / "worker.log"
@@ -194,9 +195,8 @@ def up(port: int, concurrency: int) -> None:
                "stop them with `polyfit-local down`", err=True)
 
 
-def running(pids: Path) -> dict[str, bool]:
-    """Which of what ``up`` recorded still runs (by pid and program)."""
-    started = json.loads(pids.read_text())
+def running(started: dict[str, Any]) -> dict[str, bool]:
+    """Which of what ``up`` recorded (its pids.json) still runs, by pid and program."""
     return {name: runs(started[name], program)
             for name, program in (("worker", "polyfit-worker"), ("redis", "redis-server"))}
 
@@ -208,7 +208,8 @@ def down() -> None:
     if not pids.exists():
         click.echo("nothing is up", err=True)
         return
-    started, alive = json.loads(pids.read_text()), running(pids)
+    started = json.loads(pids.read_text())
+    alive = running(started)
     for name in alive:  # the worker first: it finishes the fits it runs
         if alive[name]:
             stop_process_group(started[name])
