@@ -118,9 +118,9 @@ class JobRecord(BaseModel):
             "worker": self.worker,
             "attempts": self.attempts,
             "requeues": self.requeues,
-            "submitted_at": _iso(self.submitted_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "submitted_at": iso_time(self.submitted_at),
+            "started_at": iso_time(self.started_at),
+            "finished_at": iso_time(self.finished_at),
             "fit_seconds": result.fit_seconds if result else None,
             "compiled": result.compiled if result else None,
             "error": self.error.model_dump() if self.error else None,
@@ -135,7 +135,8 @@ def _number(text: str | None) -> float:
         return 0.0
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso_time(timestamp: float | None) -> str | None:
+    """A Unix time as ISO 8601 in UTC, to the millisecond (None stays None)."""
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

@@ -23,12 +23,11 @@ import json
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.job import FitResult, JobError, JobRecord, JobState
+from models.job import FitResult, JobError, JobRecord, JobState, iso_time
 from models.request import FitRequest
 from models.store import (
     JOBS,
@@ -152,9 +151,9 @@ class SweepRecord(BaseModel):
             "attempts": self.attempts,
             "fit_seconds": self.fit_seconds,
             "progress": self.progress,
-            "submitted_at": _iso(self.submitted_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "submitted_at": iso_time(self.submitted_at),
+            "started_at": iso_time(self.started_at),
+            "finished_at": iso_time(self.finished_at),
         }
 
 
@@ -359,9 +358,3 @@ def _member(record: JobRecord) -> SweepMember:
 
 def _float(value: str | None) -> float | None:
     return None if value is None else float(value)
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
