@@ -51,8 +51,12 @@ def test_exact_matches_lstsq():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_replay_from_recorded_start(approach, dtype):
     """A plain textbook loop from the recorded initial coefficients ends where polyfit did."""
-    request = FitRequest(approach=approach, seed=3, dtype=dtype)
-    result = fit(approach=approach, seed=3, dtype=dtype)
+    # RMSprop (optim) hops around the optimum after ~800 steps, where the textbook loop's
+    # own (x, x², x³) may differ from polyfit's in a last bit and the two fits part by 1e-3:
+    # compared before that regime (docs/REPRODUCIBILITY.md)
+    steps = 600 if approach == "optim" else 2000
+    request = FitRequest(approach=approach, seed=3, dtype=dtype, steps=steps)
+    result = fit(approach=approach, seed=3, dtype=dtype, steps=steps)
     problem = make_problem(request, "cpu")
     start = list(result.initial_coefficients.values())
     coefficients, loss = tutorial.PROGRAMS[approach](start, problem.x, problem.y, request.steps,

@@ -23,7 +23,7 @@ from models import Settings
 from worker.cli import main as worker_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = ROOT.parent / "shared" / "compose-spec.json"
+SPEC = ROOT / "tests" / "data" / "compose-spec.json"  # vendored; its $comment names the source
 COMPOSE_FILES = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("*.yml"))]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

@@ -274,7 +274,7 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     from models.store import job_key, lease_key
     from models.sweep import SweepStore
 
-    settings = Settings(redis_url=redis_server.url, lease_seconds=0.3)
+    settings = Settings(redis_url=redis_server.url, lease_seconds=1)
     store = SweepStore.from_url(redis_server.url, settings)
     monkeypatch.setattr(tasks, "settings", settings)
     monkeypatch.setattr(tasks, "_store", store)
@@ -285,7 +285,7 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     leases.hold(jobs[:1], "attempt-1")  # a job
     leases.hold(jobs[1:], "attempt-1")  # a sweep's members
     store.redis.hset(job_key(jobs[2]), "token", "attempt-2")
-    time.sleep(1.0)  # past the 0.3 s lease: only renewals keep it
+    time.sleep(2.5)  # past the 1 s lease, renewed every 1/3 s: only renewals keep it
     assert [leases.lost(j) for j in jobs] == [False, False, True]
     assert all(store.redis.exists(lease_key(j)) for j in jobs[:2])
     leases.release(jobs)

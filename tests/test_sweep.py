@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 from conftest import cli, requires_cuda
@@ -38,6 +39,9 @@ CASES = [
     ("dynamic", {"steps": 600, "record_every": 100}, [1e-8, 2e-8]),
 ]
 SEEDS = [0, 7]
+# RMSprop at its default rates starts hopping around the optimum after about 780 steps (as
+# measured); sweeps compare its trajectories to 1e-5 before this step.
+RMSPROP_REGIME = 400
 
 
 def members(approach: str, extra: dict, learning_rates: list[float],
@@ -77,7 +81,11 @@ def test_batched_equals_single(approach, extra, learning_rates):
     results = run_sweep(requests, report, "cpu")
     assert not report.stopped
     for request, batched in zip(requests, results, strict=True):
-        assert_same_fit(batched, single(request), 1e-5)
+        alone = single(request)
+        assert_same_fit(batched, alone, 1e-5)
+        if approach == "dynamic":  # its members run the single approach: the same bits
+            assert (batched.coefficients, batched.loss_history) == (alone.coefficients,
+                                                                    alone.loss_history)
 
 
 @pytest.mark.parametrize(("approach", "extra", "learning_rates"), [
@@ -94,18 +102,31 @@ def test_members_in_cpu_blocks_equal_single(monkeypatch, approach, extra, learni
 
 
 @pytest.mark.parametrize("extra", [{"approach": "optim"},
-                                   {"approach": "module", "optimizer": "rmsprop"}])
-def test_rmsprop_members_are_their_single_jobs_to_the_bit(extra):
-    """At the defaults (2000 steps), where RMSprop hops around the optimum and a last-bit
-    difference in a gradient grows to 1e-2 of the final loss, members still equal singles."""
-    base = FitRequest(device="cpu", **extra)
+                                   {"approach": "module", "optimizer": "rmsprop"},
+                                   {"approach": "optim", "dtype": "float64"}])
+def test_rmsprop_members_track_their_single_jobs_then_stay_in_their_band(extra):
+    """At the defaults (2000 steps) RMSprop ends up hopping around the optimum, where a
+    last-bit difference between the batch's kernels and the single job's grows to 1e-3 of the
+    loss (docs/REPRODUCIBILITY.md). Before that regime (from about step 780 at these rates,
+    measured) members equal their single jobs to 1e-5, as other sweeps do; at the end their
+    losses differ by less than one step of size lr in the stiffest direction changes the loss,
+    λmax(XᵀX)·lr²."""
+    base = FitRequest(device="cpu", record_every=10, **extra)
     requests = SweepRequest(base=base, learning_rates=[1e-3, 2e-3], seeds=[0, 7]).members()
-    results = run_sweep(requests, BatchReport(len(requests), 100, 2000), "cpu")
+    results = run_sweep(requests, BatchReport(len(requests), 10, 2000), "cpu")
+    powers = make_problem(base, "cpu").powers(base.degree).double()
+    stiffest = torch.linalg.eigvalsh(powers.T @ powers).max().item()
     for request, batched in zip(requests, results, strict=True):
         alone = single(request)
-        assert batched.coefficients == alone.coefficients
-        assert batched.loss_history == alone.loss_history
-        assert batched.final_loss == pytest.approx(alone.final_loss, rel=1e-6)
+        assert batched.initial_coefficients == alone.initial_coefficients
+        before = [(got, want) for (step, got), (_, want)
+                  in zip(batched.loss_history, alone.loss_history, strict=True)
+                  if step < RMSPROP_REGIME]
+        assert len(before) == RMSPROP_REGIME // 10
+        for got, want in before:
+            assert got == pytest.approx(want, rel=1e-5)
+        band = stiffest * request.learning_rate**2
+        assert abs(batched.final_loss - alone.final_loss) <= band
 
 
 @pytest.mark.parametrize("extra", [{}, {"degree": 5, "dtype": "float64"}])
@@ -241,17 +262,20 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
     env = {"POLYFIT_LEASE_SECONDS": "1"}
     first = start_worker(redis_server.url, env=env, name="first")
     sweeps = cli("--redis-url", redis_server.url, "sweep", "--approach", "tensor",
-                 "--learning-rate", "1e-6", "--seeds", "0,1", "--steps", "100000",
-                 "--record-every", "20000", "--device", "cpu")
+                 "--learning-rate", "1e-6", "--seeds", "0,1", "--steps", "200000",
+                 "--record-every", "10000", "--device", "cpu")
     assert sweeps.returncode == 0, sweeps.stderr
     sweep_id = sweeps.stdout.strip()
     from client import PolyfitClient
 
     client = PolyfitClient(redis_server.url)
     deadline = time.monotonic() + 60
-    while client.sweep_result(sweep_id).state != JobState.RUNNING:
+    while client.sweep_result(sweep_id).progress is None:  # mid-fit: its first 10,000 steps
         assert time.monotonic() < deadline, first.log()
-        time.sleep(0.1)
+        time.sleep(0.05)
+    first.signal(signal.SIGSTOP)  # held where it is, then killed there
+    held = client.sweep_result(sweep_id)
+    assert held.state == JobState.RUNNING and held.progress["step"] < 199_999, held
     first.signal(signal.SIGKILL)
     start_worker(redis_server.url, env=env, name="second")
     done = client.wait_sweep(sweep_id, timeout=240)

@@ -134,9 +134,15 @@ def test_terminal_shows_a_bar_that_ends_at_100_percent(url: str) -> None:
 
 
 def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
+    """The job is mid-fit (a progress record) before `wait` starts, and ~10⁶ steps from its
+    end: the interrupt lands part way whatever the machine's load."""
     client = PolyfitClient(url)
     job_id = client.submit(FitRequest(approach="legendre", steps=10**6, seed=8))
     try:
+        deadline = time.monotonic() + 120
+        while (record := client.status(job_id)).progress is None:
+            assert time.monotonic() < deadline and not record.state.finished, record
+            time.sleep(0.05)
         code, output = in_terminal(
             ["wait", job_id], env(url), until=lambda text: PART_WAY.search(text) is not None,
             then=lambda process: process.send_signal(signal.SIGINT))

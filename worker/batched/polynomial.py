@@ -6,8 +6,8 @@ gradients 2·R·P (K, p) — then the update with a (K, 1) learning rate. ``auto
 gradient from autograd on the summed loss (a member's gradient depends only on
 its own row); the others use it in closed form, which is what autograd computes for a
 sum-of-squares loss of a linear model. ``nn`` and ``optim`` keep the bias as coefficient a,
-so W's first column is the Linear's bias. With RMSprop, whose steps magnify last-bit
-differences, each member's gradient is instead its single job's to the bit (MemberwiseGradient).
+so W's first column is the Linear's bias. Members equal their single jobs to a bound, not to
+the bit: docs/REPRODUCIBILITY.md.
 """
 
 from __future__ import annotations
@@ -91,53 +91,6 @@ class ExplicitGradient:
         return self.loss
 
 
-class MemberwiseGradient:
-    """For RMSprop (``optim``'s default, or ``module`` with ``--optimizer rmsprop``): each
-    member's gradient computed by the kernels autograd runs for its single job, in one
-    batched call each (the model's product per member, then the products and row sums of
-    its backward), so that it is the single job's to the bit. At optim's default learning
-    rate RMSprop hops around the optimum, where the closed form's last-bit differences grew
-    to 1e-2 of the final loss; this costs about ten times the closed form's time.
-
-    ``optim``'s model is an ``nn.Linear`` (``bias``): W holds its bias, then its weights
-    over x, x², x³; ``module``'s multiplies the columns 1, x, x², x³ by W."""
-
-    def __init__(self, powers: torch.Tensor, y: torch.Tensor, start: torch.Tensor,
-                 bias: bool) -> None:
-        self.w = start.clone()
-        self.bias = bias
-        self.features = powers[:, 1:].contiguous() if bias else powers  # the model's input
-        self.y = y
-        self.blocks = member_blocks(len(start), y, tensors=1)
-        self.loss = torch.empty(len(start), dtype=y.dtype, device=y.device)
-
-    def __call__(self, record: bool) -> torch.Tensor:
-        """The (K, p) gradient at the current W; with ``record``, also each member's loss."""
-        n, width = self.features.shape
-        gradients = []
-        for block in self.blocks:
-            rows = self.w[block]
-            size = len(rows)
-            inputs = self.features.expand(size, n, width)
-            if self.bias:  # Linear: addmm(bias, x, weightᵀ) per member
-                predictions = torch.baddbmm(rows[:, :1, None].expand(size, n, 1), inputs,
-                                            rows[:, None, 1:].transpose(1, 2))
-            else:  # powers @ coefficients per member
-                predictions = torch.bmm(inputs, rows[:, :, None])
-            residual = predictions.view(size, n) - self.y
-            output_grad = residual.mul(2)  # mse_loss's backward (sum): 2·(ŷ − y)
-            weight_grad = torch.bmm(output_grad.view(size, 1, n), inputs).view(size, width)
-            gradients.append(torch.cat([output_grad.sum(1, keepdim=True), weight_grad], 1)
-                             if self.bias else weight_grad)
-            if record:
-                torch.sum(residual.pow(2), 1, out=self.loss[block])
-        return torch.cat(gradients)
-
-    def losses(self) -> torch.Tensor:
-        """(K,): each member's loss at the W of the last recording call."""
-        return self.loss
-
-
 class AutogradGradient:
     """The same gradient from autograd: predictions W·Pᵀ, the members' summed squared error
     (``mse_loss``, sum), its gradient with respect to W; a member's gradient is its own
@@ -196,8 +149,6 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
     initial = initial_values(problem, requests)
     if base.approach == "autograd":
         gradient = AutogradGradient(powers, y, initial, base.steps)
-    elif base.approach in ("optim", "module") and base.optimizer == "rmsprop":
-        gradient = MemberwiseGradient(powers, y, initial, bias=base.approach == "optim")
     else:
         gradient = ExplicitGradient(powers, y, initial)
     w = gradient.w
