@@ -3,7 +3,7 @@ thread, from the same initial coefficients and for the same steps.
 
 Prints, per approach, polyfit's fit time over the tutorial's (goal ≤ 0.5) and the relative
 difference of the final losses (goal: ≤ 1e-4): as a worker runs it by default (its steps
-replayed, worker/replay.py, where the approach uses autograd), and compiled
+replayed, worker/engine/replay.py, where the approach uses autograd), and compiled
 (POLYFIT_COMPILE) for the approaches that compile: their best of N after a first fit that
 compiles, as in a worker that has run one such job; that first fit's time is printed too.
 Run: ``.venv/bin/python bench/approaches.py``.
@@ -25,11 +25,11 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from bench import tutorial  # noqa: E402
-from models import FitRequest  # noqa: E402
-from worker.approaches import compiles  # noqa: E402
-from worker.fit import Report, make_problem  # noqa: E402
-from worker.memory import keep_freed_memory  # noqa: E402
-from worker.run import run_fit  # noqa: E402
+from polyfit.models import FitRequest  # noqa: E402
+from polyfit.worker.engine.approaches import compiles  # noqa: E402
+from polyfit.worker.engine.fit import Report, make_problem  # noqa: E402
+from polyfit.worker.engine.run import run_fit  # noqa: E402
+from polyfit.worker.service.memory import keep_freed_memory  # noqa: E402
 
 
 def best_of(repeat: int, run) -> tuple[float, object]:

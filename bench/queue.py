@@ -27,9 +27,9 @@ import uuid  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
-from client import PolyfitClient  # noqa: E402
-from client.embedded import EmbeddedRedis  # noqa: E402
-from models import FitRequest  # noqa: E402
+from polyfit.client import PolyfitClient  # noqa: E402
+from polyfit.client.embedded import EmbeddedRedis  # noqa: E402
+from polyfit.models import FitRequest  # noqa: E402
 
 REQUEST = FitRequest(approach="tensor", steps=1, seed=0, device="cpu")
 ROUNDS = 5  # throughput rounds of each, count / ROUNDS jobs a round

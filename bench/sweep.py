@@ -34,14 +34,14 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from models import FitRequest, FitResult  # noqa: E402
-from models.sweep import SweepRequest  # noqa: E402
-from worker.batched import BATCHED  # noqa: E402
-from worker.batched.report import BatchReport  # noqa: E402
-from worker.fit import Report, make_problem  # noqa: E402
-from worker.memory import keep_freed_memory  # noqa: E402
-from worker.run import run_fit  # noqa: E402
-from worker.sweep import run_sweep  # noqa: E402
+from polyfit.models import FitRequest, FitResult  # noqa: E402
+from polyfit.models.sweep import SweepRequest  # noqa: E402
+from polyfit.worker.engine.batched import BATCHED  # noqa: E402
+from polyfit.worker.engine.batched.report import BatchReport  # noqa: E402
+from polyfit.worker.engine.fit import Report, make_problem  # noqa: E402
+from polyfit.worker.engine.run import run_fit  # noqa: E402
+from polyfit.worker.engine.sweep import run_sweep  # noqa: E402
+from polyfit.worker.service.memory import keep_freed_memory  # noqa: E402
 
 LEARNING_RATES = [2e-7 + i * (2e-6 - 2e-7) / 15 for i in range(16)]
 

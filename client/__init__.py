@@ -1,7 +1,7 @@
 """The polyfit client: ``PolyfitClient`` and the ``polyfit-client`` CLI. Needs no torch."""
 
-from client.api import PolyfitClient
-from client.errors import (
+from polyfit.client.api import PolyfitClient
+from polyfit.client.errors import (
     InvalidRequest,
     JobCancelled,
     JobFailed,

@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from client.errors import (
+from polyfit.client.errors import (
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -18,11 +18,10 @@ from client.errors import (
     SweepNotFound,
     WaitTimeout,
 )
-from models import FitRequest, FitResult, JobRecord, JobState, Settings, celery_config
-from models import JobNotFound as StoreJobNotFound
-from models.store import events_channel
-from models.sweep import SweepNotFound as StoreSweepNotFound
-from models.sweep import SweepRecord, SweepRequest, SweepStore
+from polyfit.models import FitRequest, FitResult, JobRecord, JobState, Settings, celery_config
+from polyfit.models.sweep import SweepRecord, SweepRequest
+from polyfit.store import NoSuchJob, NoSuchSweep, SweepStore
+from polyfit.store.keys import events_channel
 
 
 def redacted(url: str) -> str:
@@ -100,7 +99,7 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.get(job_id)
-        except StoreJobNotFound:
+        except NoSuchJob:
             raise self._not_found(job_id) from None
 
     def wait(self, job_id: str, timeout: float | None = None,
@@ -207,7 +206,7 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.cancel(job_id)
-        except StoreJobNotFound:
+        except NoSuchJob:
             raise self._not_found(job_id) from None
 
     def _not_found(self, job_id: str) -> JobNotFound:
@@ -233,7 +232,7 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.get_sweep(sweep_id)
-        except StoreSweepNotFound:
+        except NoSuchSweep:
             raise SweepNotFound(f"sweep {sweep_id} not found") from None
 
     def wait_sweep(self, sweep_id: str, timeout: float | None = None,
@@ -244,7 +243,7 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 member_ids = self.store.member_ids(sweep_id)
-        except StoreSweepNotFound:
+        except NoSuchSweep:
             raise SweepNotFound(f"sweep {sweep_id} not found") from None
 
         def finished() -> bool:
@@ -266,5 +265,5 @@ class PolyfitClient:
         try:
             with self._reaching_redis():
                 return self.store.cancel_sweep(sweep_id)
-        except StoreSweepNotFound:
+        except NoSuchSweep:
             raise SweepNotFound(f"sweep {sweep_id} not found") from None

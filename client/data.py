@@ -6,8 +6,8 @@ import csv
 import math
 from pathlib import Path
 
-from client.errors import InvalidRequest
-from models import Settings
+from polyfit.client.errors import InvalidRequest
+from polyfit.models import Settings
 
 
 def read_points(path: str | Path, settings: Settings | None = None) -> dict[str, list[float]]:

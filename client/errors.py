@@ -1,26 +1,28 @@
-"""The errors a user can cause or meet, each with its CLI exit code."""
+"""The errors a user can cause or meet, each with the status the CLI exits with."""
+
+from polyfit.client.status import ExitStatus
 
 
 class PolyfitError(Exception):
-    """Base of the client's errors; ``exit_code`` is what ``polyfit-client`` exits with."""
+    """Base of the client's errors; ``exit_status`` is what ``polyfit-client`` exits with."""
 
-    exit_code = 1
+    exit_status = ExitStatus.JOB_FAILED
 
 
 class JobFailed(PolyfitError):
-    exit_code = 1
+    exit_status = ExitStatus.JOB_FAILED
 
 
 class JobCancelled(JobFailed):
-    exit_code = 1
+    """A job that ended cancelled (by ``cancel``), not failed."""
 
 
 class InvalidRequest(PolyfitError):
-    exit_code = 2
+    exit_status = ExitStatus.INVALID_REQUEST
 
 
 class JobNotFound(PolyfitError):
-    exit_code = 3
+    exit_status = ExitStatus.NOT_FOUND
     hint = "`polyfit-client list` shows the jobs this Redis holds"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -33,8 +35,8 @@ class SweepNotFound(JobNotFound):
 
 
 class RedisUnavailable(PolyfitError):
-    exit_code = 4
+    exit_status = ExitStatus.REDIS_UNAVAILABLE
 
 
 class WaitTimeout(PolyfitError):
-    exit_code = 5
+    exit_status = ExitStatus.WAIT_TIMEOUT

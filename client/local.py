@@ -23,13 +23,13 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
-from client.api import PolyfitClient
-from client.cli import OUT
-from client.embedded import EmbeddedRedis
-from client.errors import JobFailed, PolyfitError
-from client.render import ProgressView, show_result
-from models import APPROACHES, FitRequest, JobRecord
-from models.request import describe
+from polyfit.client.api import PolyfitClient
+from polyfit.client.embedded import EmbeddedRedis
+from polyfit.client.errors import JobFailed, PolyfitError
+from polyfit.client.options import OUT
+from polyfit.client.render import ProgressView, show_result
+from polyfit.models import APPROACHES, FitRequest, JobRecord
+from polyfit.models.request import describe
 
 STATE_DIR = Path(".polyfit")
 
@@ -136,7 +136,7 @@ def run(approach: str, as_json: bool) -> None:
                 show_result(record, OUT)
         except PolyfitError as error:
             click.echo(f"error: {error} (worker log: {log_path})", err=True)
-            sys.exit(error.exit_code)
+            sys.exit(error.exit_status)
         finally:
             if worker.poll() is None:
                 stop_process_group(worker.pid)

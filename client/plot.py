@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import legendre, polynomial
 
-from client.errors import InvalidRequest
-from models import JobRecord, JobState
-from models.curves import TARGETS, least_squares
-from models.request import POLYNOMIAL_APPROACHES
-from models.sweep import SweepMember, SweepRecord
+from polyfit.client.errors import InvalidRequest
+from polyfit.models import JobRecord, JobState
+from polyfit.models.curves import TARGETS, least_squares
+from polyfit.models.request import POLYNOMIAL_APPROACHES
+from polyfit.models.sweep import SweepMember, SweepRecord
 
 SIZE = (11.0, 4.5)  # inches
 DPI = 100  # so a picture is 1100 × 450 pixels

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from models import JobRecord, JobState
+from polyfit.models import JobRecord, JobState
 
 HISTORY_ROWS = 20  # longer loss histories are shown thinned; --csv writes them whole
 WIDE = 100  # narrower terminals get the worker and device on a line above the bar

@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from models.sweep import SweepRecord
+from polyfit.models.sweep import SweepRecord
 
 
 def show_sweep(record: SweepRecord, console: Console, limit: int | None = None) -> None:

@@ -1,19 +1,16 @@
-"""The contract between client and worker: requests, results, job records and their store."""
+"""The contract between client and worker: requests, results, job records, settings."""
 
-from models.job import FitResult, JobError, JobRecord, JobState, Progress
-from models.request import APPROACHES, FitRequest, Points
-from models.settings import Settings, celery_config
-from models.store import JobNotFound, JobStore
+from polyfit.models.job import FitResult, JobError, JobRecord, JobState, Progress
+from polyfit.models.request import APPROACHES, FitRequest, Points
+from polyfit.models.settings import Settings, celery_config
 
 __all__ = [
     "APPROACHES",
     "FitRequest",
     "FitResult",
     "JobError",
-    "JobNotFound",
     "JobRecord",
     "JobState",
-    "JobStore",
     "Points",
     "Progress",
     "Settings",

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.request import FitRequest, describe
+from polyfit.models.request import FitRequest, describe
 
 
 class JobState(StrEnum):
@@ -50,10 +50,10 @@ class JobError(BaseModel):
     message: str
 
 
-class JobRecord(BaseModel):
-    """One job as stored in Redis (``polyfit:job:<id>``)."""
+class RunRecord(BaseModel):
+    """What a job and a sweep record alike: the request, its queue and state, and where and
+    when it ran."""
 
-    job_id: str
     state: JobState
     queue: str
     request: dict[str, Any]
@@ -63,6 +63,12 @@ class JobRecord(BaseModel):
     worker: str | None = None
     device: str | None = None
     attempts: int = 0
+
+
+class JobRecord(RunRecord):
+    """One job as stored in Redis (``polyfit:job:<id>``)."""
+
+    job_id: str
     requeues: int = 0
     progress: Progress | None = None
     result: FitResult | None = None

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from models.curves import TARGETS
-from models.settings import current_settings
+from polyfit.models.curves import TARGETS
+from polyfit.models.settings import current_settings
 
 Approach = Literal[
     "numpy", "tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic", "exact"

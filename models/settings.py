@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     auto_queue: Literal["cpu", "cuda"] = "cpu"
     progress_interval: float = Field(0.1, ge=0, description="least seconds between progress writes")
     compile: bool = Field(
-        False, description="run fits that descend by SGD compiled (worker/descent.py)"
+        False, description="run fits that descend by SGD compiled (worker/engine/descent.py)"
     )
 
     @model_validator(mode="after")

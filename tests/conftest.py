@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import torch
 
-from client import PolyfitClient
-from client.embedded import EmbeddedRedis
-from models.settings import current_settings
+from polyfit.client import PolyfitClient
+from polyfit.client.embedded import EmbeddedRedis
+from polyfit.models.settings import current_settings
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

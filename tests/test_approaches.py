@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-import worker.fit
-import worker.run
+import polyfit.worker.engine.fit as fitting
+import polyfit.worker.engine.run as running
 from bench import tutorial
-from models import FitRequest
-from models.curves import least_squares
-from worker.fit import Report, make_problem
-from worker.run import run_fit
+from polyfit.models import FitRequest
+from polyfit.models.curves import least_squares
+from polyfit.worker.engine.fit import Report, make_problem
+from polyfit.worker.engine.run import run_fit
 
 
 def fit(**fields):
@@ -125,7 +125,7 @@ def test_user_data():
 
 @pytest.mark.parametrize("approach", ["numpy", "tensor", "autograd", "nn", "legendre"])
 def test_divergence_stops_with_history(approach):
-    from worker.fit import Diverged
+    from polyfit.worker.engine.fit import Diverged
 
     request = FitRequest(approach=approach, seed=0, learning_rate=1.0, record_every=1)
     report = Report(1, request.steps)
@@ -137,7 +137,7 @@ def test_divergence_stops_with_history(approach):
 @pytest.mark.parametrize("approach", ["numpy", "tensor", "autograd", "nn", "legendre", "module",
                                       "dynamic"])  # RMSprop's steps stay bounded: no optim
 def test_divergence_between_recorded_steps_fails_too(approach):
-    from worker.fit import Diverged
+    from polyfit.worker.engine.fit import Diverged
 
     request = FitRequest(approach=approach, seed=0, learning_rate=1.0, steps=50,
                          record_every=1000)
@@ -152,7 +152,7 @@ def test_divergence_between_recorded_steps_fails_too(approach):
 def test_legendre_function_is_pn_and_its_backward_is_pn_prime(degree):
     from numpy.polynomial import legendre as npleg
 
-    from worker.approaches.legendre import legendre_polynomial
+    from polyfit.worker.engine.approaches.legendre import legendre_polynomial
 
     function = legendre_polynomial(degree)
     t = torch.linspace(-1.5, 1.5, 7, dtype=torch.float64, requires_grad=True)
@@ -168,8 +168,8 @@ def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
         computed.append(len(x))
         return least_squares(x, y, degree)
 
-    monkeypatch.setattr(worker.run, "least_squares", counting)
-    worker.run.sampled_optimum.cache_clear()
+    monkeypatch.setattr(running, "least_squares", counting)
+    running.sampled_optimum.cache_clear()
     first = fit(approach="tensor", steps=1, n_points=1500)
     again = fit(approach="module", steps=1, n_points=1500, seed=4)
     other = fit(approach="tensor", steps=1, n_points=1501)
@@ -180,19 +180,19 @@ def test_optimum_of_a_sampled_problem_is_computed_once(monkeypatch):
 
 
 def test_sampled_points_are_made_once_and_no_fit_changes_them():
-    worker.fit.sample.cache_clear()
+    fitting.sample.cache_clear()
     fitted = {approach: fit(approach=approach, steps=150, seed=3, n_points=1200)
               for approach in ("numpy", "tensor", "autograd", "legendre", "nn", "optim",
                                "module", "dynamic")}
     # one sampling for NumPy, one that every torch approach shared
-    assert worker.fit.sample.cache_info().currsize == 2
-    x, y = worker.fit.sample("sin", -np.pi, np.pi, 1200, "float32", "cpu")
+    assert fitting.sample.cache_info().currsize == 2
+    x, y = fitting.sample("sin", -np.pi, np.pi, 1200, "float32", "cpu")
     fresh = torch.linspace(-np.pi, np.pi, 1200)
     assert torch.equal(x, fresh) and torch.equal(y, torch.sin(fresh))
-    x, y = worker.fit.sample("sin", -np.pi, np.pi, 1200, "float64", "numpy")
+    x, y = fitting.sample("sin", -np.pi, np.pi, 1200, "float64", "numpy")
     assert not x.flags.writeable and not y.flags.writeable
-    assert worker.fit.sample.cache_info().currsize == 2  # the same two
-    worker.fit.sample.cache_clear()  # sampled afresh: the same fits
+    assert fitting.sample.cache_info().currsize == 2  # the same two
+    fitting.sample.cache_clear()  # sampled afresh: the same fits
     for approach in ("numpy", "legendre"):
         again = fit(approach=approach, steps=150, seed=3, n_points=1200)
         assert again.coefficients == fitted[approach].coefficients

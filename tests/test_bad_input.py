@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from client import PolyfitClient
-from client.cli import main
-from client.embedded import EmbeddedRedis
 from conftest import Worker, cli, envelope
-from models import APPROACHES, FitRequest, JobState
-from models.request import describe
-from models.store import JOBS
+from polyfit.client import PolyfitClient
+from polyfit.client.cli import main
+from polyfit.client.embedded import EmbeddedRedis
+from polyfit.models import APPROACHES, FitRequest, JobState
+from polyfit.models.request import describe
+from polyfit.store.keys import JOBS
 
 FIELDS = set(FitRequest.model_fields)
 

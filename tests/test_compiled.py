@@ -1,4 +1,4 @@
-"""Compiled fits (POLYFIT_COMPILE, worker/descent.py): the same numbers as replayed fits, in
+"""Compiled fits (POLYFIT_COMPILE, worker/engine/descent.py): the same numbers as replayed fits, in
 process and from a real worker's pool process; a worker that could not compile refuses to
 start."""
 
@@ -10,12 +10,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from client import PolyfitClient
 from conftest import BIN, requires_cuda
-from models import FitRequest
-from worker.approaches import COMPILED, compiles
-from worker.fit import Report
-from worker.run import run_fit
+from polyfit.client import PolyfitClient
+from polyfit.models import FitRequest
+from polyfit.worker.engine.approaches import COMPILED, compiles
+from polyfit.worker.engine.fit import Report
+from polyfit.worker.engine.run import run_fit
 
 
 def sgd_request(approach: str, **fields) -> FitRequest:

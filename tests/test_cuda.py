@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import requires_cuda
-from models import FitRequest
-from worker.fit import Report
-from worker.run import resolve_device, run_fit
+from polyfit.models import FitRequest
+from polyfit.worker.engine.fit import Report
+from polyfit.worker.engine.run import resolve_device, run_fit
 
 pytestmark = [pytest.mark.cuda, requires_cuda]
 

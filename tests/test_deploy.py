@@ -19,15 +19,15 @@ import jsonschema
 import pytest
 import yaml
 
-from models import Settings
-from worker.cli import main as worker_cli
+from polyfit.models import Settings
+from polyfit.worker.service.cli import main as worker_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "tests" / "data" / "compose-spec.json"  # vendored; its $comment names the source
 COMPOSE_FILES = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("*.yml"))]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-PACKAGES = ("models", "worker", "client")
+PACKAGES = ("models", "store", "worker", "client")  # folders, installed as polyfit.*
 VARIABLE = re.compile(r"\$(\$|\{|\w+)")
 
 
@@ -281,8 +281,8 @@ def test_dockerignore_sends_only_the_package() -> None:
     lines = (ROOT / ".dockerignore").read_text().split()
     assert lines[lines.index("*") + 1:][:2] == ["!pyproject.toml", "!README.md"]
     assert all(f"!{package}/" in lines for package in PACKAGES)
-    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert sorted(p.rstrip("*") for p in include["packages"]["find"]["include"]) == sorted(PACKAGES)
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert sorted(setuptools["package-dir"].values()) == sorted(PACKAGES)
 
 
 # --- the wheel, installed the Dockerfile's way ------------------------------------------------
@@ -328,6 +328,10 @@ def test_wheel_installs_as_in_the_dockerfile(tmp_path: Path) -> None:
     assert "submit" in run(client / "polyfit-client", "--help")
     no_torch = "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
     assert subprocess.run([client / "python", "-c", no_torch]).returncode == 0  # client-only
+    namespaced = ("from polyfit.models import FitRequest; "
+                  "from polyfit.client import PolyfitClient; import importlib.util as u, sys; "
+                  "sys.exit(any(u.find_spec(n) for n in ('models', 'store', 'worker', 'client')))")
+    assert subprocess.run([client / "python", "-c", namespaced], cwd=tmp_path).returncode == 0
     client_done = time.perf_counter()
 
     worker = venv_with(tmp_path, "worker", wheel_installs("cpu", wheel))

@@ -16,11 +16,11 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from client import PolyfitClient
-from client.embedded import EmbeddedRedis, free_port
-from client.errors import JobCancelled, JobFailed, RedisUnavailable
 from conftest import Worker, cli
-from models import FitRequest, JobRecord, JobState, Settings
+from polyfit.client import PolyfitClient
+from polyfit.client.embedded import EmbeddedRedis, free_port
+from polyfit.client.errors import JobCancelled, JobFailed, RedisUnavailable
+from polyfit.models import FitRequest, JobRecord, JobState, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -270,9 +270,9 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
                                                                           monkeypatch):
     """A worker process's Leases renew a job and a sweep's members alike; a job whose record
     now names another attempt's token is lost to this one, and only that job."""
-    import worker.tasks as tasks
-    from models.store import job_key, lease_key
-    from models.sweep import SweepStore
+    import polyfit.worker.service.tasks as tasks
+    from polyfit.store import SweepStore
+    from polyfit.store.keys import job_key, lease_key
 
     settings = Settings(redis_url=redis_server.url, lease_seconds=1)
     store = SweepStore.from_url(redis_server.url, settings)
@@ -294,8 +294,8 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
 
 def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(redis_server):
     """Past max_attempts the next claim fails the job as WorkerLost, with the result TTL."""
-    from models import JobStore
-    from models.store import lease_key
+    from polyfit.store import JobStore
+    from polyfit.store.keys import lease_key
 
     settings = Settings(redis_url=redis_server.url, max_attempts=1, result_ttl=60)
     store = JobStore.from_url(redis_server.url, settings)
@@ -312,8 +312,8 @@ def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(
 def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
     """A stale attempt (its lease taken over) or one whose job record expired writes no
     progress: it would overwrite the new attempt's, or leave a hash that is no job."""
-    from models import JobStore
-    from models.store import job_key
+    from polyfit.store import JobStore
+    from polyfit.store.keys import job_key
 
     store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
     job_id = store.create(SMALL)
@@ -333,9 +333,9 @@ def test_a_retry_that_cannot_be_sent_puts_the_delivery_back():
     from celery import Celery
     from celery.exceptions import Reject
 
-    from worker.app import RequeuingTask
-    from worker.sweep_tasks import sweep
-    from worker.tasks import fit
+    from polyfit.worker.service.app import RequeuingTask
+    from polyfit.worker.service.sweep_tasks import sweep
+    from polyfit.worker.service.tasks import fit
 
     assert isinstance(fit, RequeuingTask) and isinstance(sweep, RequeuingTask)
     app = Celery("retry-test", task_cls=RequeuingTask, set_as_current=False,

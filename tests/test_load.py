@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from client import PolyfitClient
 from conftest import Worker
-from models import JobRecord, JobState
+from polyfit.client import PolyfitClient
+from polyfit.models import JobRecord, JobState
 
 pytestmark = [pytest.mark.load, pytest.mark.integration]
 
@@ -18,8 +18,8 @@ CLIENTS, PER_CLIENT, WORKERS = 4, 250, 2
 
 SUBMITTER = """
 import sys
-from client import PolyfitClient
-from models import FitRequest
+from polyfit.client import PolyfitClient
+from polyfit.models import FitRequest
 
 url, index, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 client = PolyfitClient(url)

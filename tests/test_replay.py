@@ -1,4 +1,4 @@
-"""Replayed steps (worker/replay.py) compute bit for bit what the eager loops compute."""
+"""Replayed steps (worker/engine/replay.py) compute bit for bit what the eager loops compute."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from bench import tutorial
-from models import FitRequest
-from worker.approaches.optim import OPTIMIZERS
-from worker.batched.polynomial import AutogradGradient
-from worker.fit import Report, make_problem
-from worker.replay import TRACE_PAYS_FROM, replayable
-from worker.run import run_fit
+from polyfit.models import FitRequest
+from polyfit.worker.engine.approaches.optim import OPTIMIZERS
+from polyfit.worker.engine.batched.polynomial import AutogradGradient
+from polyfit.worker.engine.fit import Report, make_problem
+from polyfit.worker.engine.replay import TRACE_PAYS_FROM, replayable
+from polyfit.worker.engine.run import run_fit
 
 
 def torch_optim_loop(request: FitRequest, start: list[float]) -> tuple[list[float], dict, float]:
@@ -77,7 +77,8 @@ def test_replay_updates_its_arguments_in_place_without_autograd():
 def test_replayed_fit_equals_its_steps_run_eagerly_to_the_bit(approach, monkeypatch):
     request = FitRequest(approach=approach, seed=2, steps=600, dtype="float32")
     replayed = run_fit(request, Report(request.record_every, request.steps), "cpu")
-    monkeypatch.setattr("worker.descent.replayable", lambda step, *args, calls: lambda: step(*args))
+    monkeypatch.setattr("polyfit.worker.engine.descent.replayable",
+                        lambda step, *args, calls: lambda: step(*args))
     eager = run_fit(request, Report(request.record_every, request.steps), "cpu")
     assert replayed.coefficients == eager.coefficients
     assert replayed.loss_history == eager.loss_history

@@ -9,9 +9,9 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from models import APPROACHES, FitRequest
-from models.request import describe
-from models.settings import current_settings
+from polyfit.models import APPROACHES, FitRequest
+from polyfit.models.request import describe
+from polyfit.models.settings import current_settings
 
 
 def refusal(**fields) -> str:
@@ -150,7 +150,7 @@ def test_limits_come_from_settings(monkeypatch):
     assert "n_points" in refusal(approach="nn", n_points=11)
 
 
-def test_models_and_client_import_without_torch():
-    code = ("import sys, models, client, client.cli, client.local; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+def test_models_store_and_client_import_without_torch():
+    code = ("import sys, polyfit.models, polyfit.store, polyfit.client, polyfit.client.cli, "
+            "polyfit.client.local; assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from client import PolyfitClient
-from client.embedded import EmbeddedRedis
 from conftest import Worker, cli, envelope
-from models import FitRequest, JobState
+from polyfit.client import PolyfitClient
+from polyfit.client.embedded import EmbeddedRedis
+from polyfit.models import FitRequest, JobState
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_target_expression_is_never_evaluated(stack, tmp_path):
 
 
 def test_worker_and_client_accept_json_only():
-    from worker.app import app
+    from polyfit.worker.service.app import app
 
     client = PolyfitClient("redis://127.0.0.1:1/0")
     for conf in (app.conf, client.celery.conf):

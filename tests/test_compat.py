@@ -1,0 +1,56 @@
+"""The private names of torch and kombu that polyfit relies on, each used from one module
+(``worker/engine/torch_compat.py``, ``worker/service/kombu_compat.py``): if an upgrade moves
+or reshapes one, these fail here, by name, before anything subtler does."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+
+from polyfit.worker.engine import torch_compat
+from polyfit.worker.service import kombu_compat
+
+
+def test_torch_names_the_replay_and_compile_use() -> None:
+    aten = torch.ops.aten
+    assert isinstance(aten.mm.default, torch_compat.OpOverload)
+    schema = torch_compat.schema_of(aten.mse_loss_backward.grad_input)
+    assert schema.name == "aten::mse_loss_backward"
+    assert [argument.is_out for argument in schema.arguments][-1] is True
+    assert schema.is_mutable and not torch_compat.schema_of(aten.mul.Scalar).is_mutable
+    assert hasattr(torch_compat.TENSOR_METHODS, "addmm")
+    assert all(any(hasattr(namespace, name) for namespace in torch_compat.FUNCTION_NAMESPACES)
+               for name in ("addmm", "mse_loss"))
+    leaves, layout = torch_compat.tree_flatten(([torch.ones(1)], 2.0))
+    assert len(leaves) == 2 and torch_compat.tree_unflatten(leaves, layout)[1] == 2.0
+    graph = torch_compat.make_fx(lambda x: x * 2, tracing_mode="fake")(torch.ones(2))
+    assert any(node.target is aten.mul.Tensor for node in graph.graph.nodes)
+
+
+def test_torch_dynamo_takes_a_recompile_limit() -> None:
+    import torch._dynamo
+
+    before = torch._dynamo.config.recompile_limit
+    try:
+        torch_compat.set_recompile_limit(before + 1)
+        assert torch._dynamo.config.recompile_limit == before + 1
+    finally:
+        torch_compat.set_recompile_limit(before)
+
+
+def test_kombu_channel_methods_the_transport_overrides() -> None:
+    """``_brpop_read(**options)`` pops one item and raises ``queue.Empty`` when there is none;
+    ``basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)`` registers the callback
+    that every delivered message goes through."""
+    assert issubclass(kombu_compat.Channel, kombu_redis.Channel)
+    assert kombu_compat.Transport.Channel is kombu_compat.Channel
+    read = inspect.signature(kombu_redis.Channel._brpop_read)
+    assert [p.kind for p in read.parameters.values()] == [
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.VAR_KEYWORD]
+    assert "raise Empty()" in inspect.getsource(kombu_redis.Channel._brpop_read)
+    consume = inspect.signature(virtual.Channel.basic_consume)
+    assert list(consume.parameters)[:5] == ["self", "queue", "no_ack", "callback", "consumer_tag"]
+    assert "self.connection_errors = " in inspect.getsource(kombu_redis.Channel.__init__)

@@ -1,0 +1,131 @@
+"""A training step traced once into the ATen operations it runs, then replayed step by step.
+
+Why: on 2000 points an eager step is a few microseconds of arithmetic and several times as
+much of Python, module calls, autograd building and walking its graph, and optimizer
+bookkeeping, the same at every step. ``make_fx`` records what one step runs (the forward,
+autograd's backward and the optimizer's update) as a list of ATen operations; replaying that
+list runs the same kernels in the same order, so every step's numbers are bitwise those of the
+eager loop, which torch.compile cannot promise: its fused kernels round differently, and
+RMSprop at optim's default learning rate turns one ulp into a different final loss
+(docs/REPRODUCIBILITY.md). On the CPU it does what a CUDA graph does on a GPU.
+
+A step that reads a value back to Python to do its arithmetic (Adam's bias correction reads
+its step count) cannot be replayed: tracing would freeze that value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+
+from polyfit.worker.engine.torch_compat import (
+    FUNCTION_NAMESPACES,
+    TENSOR_METHODS,
+    OpOverload,
+    make_fx,
+    schema_of,
+    tree_flatten,
+    tree_unflatten,
+)
+
+# Tracing a step costs as much as some tens of eager steps (docs/PERFORMANCE.md): a step that
+# runs fewer times than this runs as it is.
+TRACE_PAYS_FROM = 100
+
+
+def replayable(step: Callable[..., torch.Tensor], *args: Any,
+               calls: int) -> Callable[[], torch.Tensor]:
+    """``step(*args)`` traced on fake copies of the tensors in ``args`` (which may nest them in
+    lists and tuples; the parameters requiring grad, for the step's ``torch.autograd.grad`` to
+    trace; anything else is taken as a constant), returned as a function that runs it again on
+    ``args`` themselves: each call updates them in place as ``step`` does and returns what it
+    returns, without autograd. For fewer than ``TRACE_PAYS_FROM`` ``calls``, ``step`` itself
+    on ``args``: the same numbers, without the cost of tracing."""
+    if calls < TRACE_PAYS_FROM:
+        return partial(step, *args)
+    leaves, layout = tree_flatten(args)
+    tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+
+    def traced(*fakes: torch.Tensor) -> torch.Tensor:
+        substitutes = iter(fakes)
+        leaves_now = [next(substitutes) if isinstance(leaf, torch.Tensor) else leaf
+                      for leaf in leaves]
+        return step(*tree_unflatten(leaves_now, layout))
+
+    graph = make_fx(traced, tracing_mode="fake")(*tensors)
+    _seed_backward_without_the_loss(graph.graph)
+    _skip_identities(graph.graph)
+    _without_zero_fill(graph.graph)
+    graph.graph.eliminate_dead_code()  # keeps what writes to the arguments
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and isinstance(node.target, OpOverload):
+            # An ATen overload called from Python matches its arguments against the schema
+            # (about twice a torch function's cost); the generated method or function of the
+            # same name takes the same arguments in the same order and runs the same kernel.
+            schema = schema_of(node.target)
+            name = schema.name.removeprefix("aten::")
+            writes_out = any(argument.is_out for argument in schema.arguments)  # no method
+            if hasattr(TENSOR_METHODS, name) and not writes_out:
+                node.op, node.target = "call_method", name
+            else:
+                for functions in FUNCTION_NAMESPACES:
+                    if hasattr(functions, name):
+                        node.target = getattr(functions, name)
+                        break
+    graph.recompile()
+    run, no_grad = graph.forward, torch.no_grad()  # forward: a GraphModule has no hooks
+
+    def replay() -> torch.Tensor:
+        with no_grad:
+            return run(*tensors)
+
+    return replay
+
+
+def _seed_backward_without_the_loss(graph: torch.fx.Graph) -> None:
+    """Autograd seeds the backward of a scalar with ``ones_like(loss)``, which reads only the
+    loss's dtype and device: a ``ones`` of those instead, so that a step that does not
+    return its loss does not compute it."""
+    for node in list(graph.nodes):
+        if node.target is torch.ops.aten.ones_like.default:
+            like = node.args[0].meta["val"]
+            if like.dim() == 0:
+                with graph.inserting_before(node):
+                    ones = graph.call_function(torch.ops.aten.ones.default, ([],),
+                                               {"dtype": like.dtype, "device": like.device})
+                node.replace_all_uses_with(ones)
+                graph.erase_node(node)
+
+
+def _skip_identities(graph: torch.fx.Graph) -> None:
+    """Drop what only autograd needs: ``detach`` (the same storage without the autograd
+    history, which a replay has none of), and backward formulas' multiplications by 1 whose
+    product nothing writes to (x·1 is x, to the bit)."""
+    aten = torch.ops.aten
+    for node in list(graph.nodes):
+        if node.target is aten.detach.default:
+            node.replace_all_uses_with(node.args[0])
+        elif (node.target is aten.mul.Scalar and node.args[1] == 1
+              and node.meta["val"].dtype == node.args[0].meta["val"].dtype
+              and all(isinstance(user.target, OpOverload)
+                      and not schema_of(user.target).is_mutable for user in node.users)):
+            node.replace_all_uses_with(node.args[0])
+
+
+def _without_zero_fill(graph: torch.fx.Graph) -> None:
+    """``mse_loss_backward`` fills its output with zeros before its kernel writes every
+    element of it (a K × n memset per step of a sweep): its out variant into an empty tensor
+    instead, the same kernel and numbers."""
+    aten = torch.ops.aten
+    for node in list(graph.nodes):
+        if node.target is aten.mse_loss_backward.default:
+            with graph.inserting_before(node):
+                empty = graph.call_function(aten.empty_like.default, (node.args[1],),
+                                            {"memory_format": torch.contiguous_format})
+                written = graph.call_function(aten.mse_loss_backward.grad_input, node.args,
+                                              {"grad_input": empty})
+            node.replace_all_uses_with(written)
+            graph.erase_node(node)

@@ -1,0 +1,88 @@
+"""run_fit: one validated request in, one FitResult out — what the task and the tests call."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from functools import lru_cache
+
+import torch
+
+from polyfit.models import FitRequest, FitResult
+from polyfit.models.curves import least_squares
+from polyfit.models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
+from polyfit.worker.engine.approaches import APPROACHES, compiles
+from polyfit.worker.engine.fit import Problem, Report, diverged_unrecorded, make_problem, sample
+
+
+class DeviceUnavailable(RuntimeError):
+    pass
+
+
+def with_seed(request: FitRequest) -> FitRequest:
+    """The request with a drawn seed when it has none, so the run can be repeated."""
+    if request.seed is not None:
+        return request
+    return request.model_copy(update={"seed": secrets.randbelow(2**63)})
+
+
+def resolve_device(request: FitRequest) -> str:
+    """``auto`` is cuda where this worker has a GPU; NumPy approaches always run on cpu."""
+    if request.approach in NUMPY_APPROACHES:
+        return "cpu"
+    if request.device == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if request.device == "cuda":
+        raise DeviceUnavailable("device cuda was requested but this worker has no CUDA GPU; "
+                                "submit with --device cpu or run a worker on a GPU machine")
+    return "cpu"
+
+
+def run_fit(request: FitRequest, report: Report, device: str | None = None,
+            compiled: bool = False) -> FitResult:
+    """Fit ``request`` (which must carry a seed) and time it; ``compiled``: see
+    worker/engine/descent.py."""
+    device = device or resolve_device(request)
+    compiled = compiled and compiles(request)
+    problem = make_problem(request, device, compiled)
+    started = time.perf_counter()
+    fit = APPROACHES[request.approach](problem, request, report)
+    fit_seconds = time.perf_counter() - started
+    if (diverged := diverged_unrecorded(fit, report.history)) is not None:
+        raise diverged
+    return FitResult(
+        coefficients=fit.coefficients,
+        initial_coefficients=fit.initial_coefficients,
+        formula=fit.formula,
+        loss_history=report.history,
+        final_loss=fit.final_loss,
+        optimum_loss=optimum_loss(request, problem),
+        steps_run=fit.steps_run,
+        device=problem.device,  # cpu for the NumPy approaches, whatever was asked
+        fit_seconds=fit_seconds,
+        compiled=compiled,
+    )
+
+
+def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
+    """The least Σ(y_pred − y)² a model linear in its coefficients can reach on ``problem``;
+    None for the others."""
+    if request.approach not in POLYNOMIAL_APPROACHES:
+        return None
+    if request.data is not None:
+        return least_squares(*problem.float64(), request.degree)[1]
+    return sampled_optimum(request.target, request.x_min, request.x_max, request.n_points,
+                           request.dtype, "numpy" if request.approach in NUMPY_APPROACHES
+                           else problem.device, request.degree)
+
+
+# It depends on the sampling and the degree only: recomputing it took half of a one-step
+# job's time in the worker.
+@lru_cache(maxsize=256)
+def sampled_optimum(target: str, x_min: float, x_max: float, n_points: int, dtype: str,
+                    device: str, degree: int) -> float:
+    """``optimum_loss`` on the points ``worker.fit.sample`` gives for these arguments."""
+    x, y = sample(target, x_min, x_max, n_points, dtype, device)
+    return least_squares(*Problem(x, y, device).float64(), degree)[1]

@@ -1,0 +1,185 @@
+"""The ``polyfit.sweep`` task: claim a sweep's members, fit them as one batch under their
+leases, and record each member's outcome in its own job record.
+
+Recovery: every claimed member holds a lease that one thread renews for all. If the worker
+dies, the leases lapse and the reaper re-queues each member as a single ``polyfit.fit`` job,
+so the sweep completes member by member with the same results; a later delivery of the
+sweep message claims only members still queued (none, by then) and does nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker.request import Request
+from pydantic import ValidationError
+
+from polyfit.models import FitRequest, FitResult, JobError
+from polyfit.models.request import describe
+from polyfit.models.sweep import SweepRequest
+from polyfit.store import NoSuchSweep, attempt_token
+from polyfit.worker.engine.batched.report import BatchReport
+from polyfit.worker.engine.fit import Cancelled, TimeLimitExceeded
+from polyfit.worker.engine.run import resolve_device
+from polyfit.worker.engine.sweep import run_sweep
+from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
+from polyfit.worker.service.tasks import leases, task_arguments
+
+log = logging.getLogger("polyfit.worker")
+MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
+
+class SweepJobRequest(Request):
+    """Fails the running members when Celery's hard time limit kills the process."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if soft:
+            return
+        sweep_id, _ = task_arguments(self.id, self.args, self.kwargs, "sweep_id")
+        error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded "
+                         f"({timeout:g} s, hard)")
+        try:
+            member_ids = store().member_ids(sweep_id)
+        except NoSuchSweep:
+            return
+        attempt = attempt_token(self.hostname, self.worker_pid)
+        for job_id in member_ids:
+            store().fail_running(job_id, error, attempt)
+
+
+@app.task(name="polyfit.sweep", bind=True, Request=SweepJobRequest, **RETRY_TRANSIENT)
+def sweep(self, *args: Any, **kwargs: Any) -> None:
+    sweep_id, request = task_arguments(self.request.id, args, kwargs, "sweep_id")
+    run_sweep_job(sweep_id, request, self.request.hostname or socket.gethostname())
+
+
+def run_sweep_job(sweep_id: Any, raw_request: Any, worker: str) -> None:
+    """Run one delivery of a sweep. Bad input fails its members; it never raises for it."""
+    if not isinstance(sweep_id, str) or not sweep_id:
+        log.error("dropped a sweep message without a sweep id (got %r)", type(sweep_id).__name__)
+        return
+    sweeps = store()
+    try:
+        member_ids = sweeps.member_ids(sweep_id)
+    except NoSuchSweep:
+        log.error("sweep %s not found; message dropped", sweep_id)
+        return
+    try:
+        requests = SweepRequest.model_validate(raw_request).members()
+    except ValidationError as error:
+        sweeps.fail_members_unclaimed(member_ids, JobError(type="ValidationError",
+                                                           message=describe(error)))
+        sweeps.expire_sweep(sweep_id)
+        log.error("sweep %s refused: %s", sweep_id, describe(error))
+        return
+    if len(requests) != len(member_ids):
+        sweeps.fail_members_unclaimed(member_ids, JobError(
+            type="ValidationError", message="the sweep's request does not match its members"))
+        sweeps.expire_sweep(sweep_id)
+        return
+
+    token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
+    outcomes = sweeps.claim_members(member_ids, token, worker)
+    rows = [row for row, outcome in enumerate(outcomes) if outcome == "claimed"]
+    if not rows:
+        log.info("sweep %s: no member left to run", sweep_id)
+        sweeps.expire_sweep(sweep_id)
+        return
+    run_claimed(sweep_id, [member_ids[r] for r in rows], [requests[r] for r in rows], token,
+                worker)
+
+
+def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest], token: str,
+                worker: str) -> None:
+    """Fit the claimed members as one batch and record every member's outcome."""
+    sweeps = store()
+    leases.hold(member_ids, token)
+    base = requests[0]
+    progress = _Progress(sweep_id, token, member_ids, base.steps)
+    report = BatchReport(len(requests), base.record_every, base.steps, progress,
+                         lambda: _stops(member_ids), settings.soft_time_limit)
+    started = time.perf_counter()
+    try:
+        device = resolve_device(base)
+        sweeps.start_sweep(sweep_id, worker, device, member_ids)
+        log.info("sweep %s: %d members of %s on %s", sweep_id, len(requests), base.approach,
+                 device)
+        results = run_sweep(requests, report, device)
+    except SoftTimeLimitExceeded:
+        _fail_all(member_ids, token, report, JobError(type="TimeLimitExceeded",
+                                                      message="time limit exceeded"))
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise  # infrastructure: the task retries with backoff
+    except Exception as error:  # a deterministic failure of this batch: record it, no retry
+        log.exception("sweep %s failed", sweep_id)
+        _fail_all(member_ids, token, report, JobError(type=type(error).__name__,
+                                                      message=str(error)))
+    else:
+        _record(member_ids, token, results, report)
+    finally:
+        leases.release(member_ids)
+        sweeps.finish_sweep(sweep_id, time.perf_counter() - started)
+
+
+class _Progress:
+    """Writes the sweep's progress (step, best loss) and, less often, each member's."""
+
+    def __init__(self, sweep_id: str, token: str, member_ids: list[str], steps: int) -> None:
+        self.sweep_id, self.token, self.member_ids, self.steps = sweep_id, token, member_ids, steps
+        self.last_sweep = self.last_members = 0.0
+
+    def __call__(self, step: int, losses: list[float | None]) -> None:
+        now = time.monotonic()
+        if now - self.last_sweep < settings.progress_interval:
+            return
+        self.last_sweep = now
+        members = None
+        if now - self.last_members >= max(settings.progress_interval, MEMBER_PROGRESS_SECONDS):
+            self.last_members = now
+            members = {job_id: loss for job_id, loss in zip(self.member_ids, losses, strict=True)
+                       if loss is not None}
+        live = [loss for loss in losses if loss is not None]
+        store().sweep_progress(self.sweep_id, self.token, step, self.steps,
+                               min(live, default=None), len(live), members)
+
+
+def _stops(member_ids: list[str]) -> set[int]:
+    """Rows whose cancel was asked for, or whose lease another attempt now holds."""
+    flags = store().cancels_requested(member_ids)
+    return {row for row, (job_id, flag) in enumerate(zip(member_ids, flags, strict=True))
+            if flag or leases.lost(job_id)}
+
+
+def _record(member_ids: list[str], token: str, results: list[FitResult | None],
+            report: BatchReport) -> None:
+    succeeded: dict[str, FitResult] = {}
+    failed: dict[str, tuple[JobError, list, bool]] = {}
+    for row, (job_id, result) in enumerate(zip(member_ids, results, strict=True)):
+        if leases.lost(job_id):
+            continue  # no longer this attempt's: another delivery records it
+        if result is not None:
+            succeeded[job_id] = result
+            continue
+        stop = report.stopped[row]
+        failed[job_id] = (JobError(type=type(stop).__name__, message=str(stop)),
+                          report.histories[row], isinstance(stop, Cancelled))
+    store().finish_members(token, succeeded, failed)
+
+
+def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: JobError) -> None:
+    failed = {}
+    for row, job_id in enumerate(member_ids):
+        stop = report.stopped.get(row)
+        if stop is not None and not isinstance(stop, TimeLimitExceeded):
+            failed[job_id] = (JobError(type=type(stop).__name__, message=str(stop)),
+                              report.histories[row], isinstance(stop, Cancelled))
+        else:
+            failed[job_id] = (error, report.histories[row], False)
+    store().finish_members(token, {}, failed)

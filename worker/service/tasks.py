@@ -1,0 +1,177 @@
+"""The ``polyfit.fit`` task: claim the job, run the fit under a lease, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import redis
+import torch
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker.request import Request
+from pydantic import ValidationError
+
+from polyfit.models import FitRequest, JobError
+from polyfit.models.request import describe
+from polyfit.store import attempt_token
+from polyfit.worker.engine.fit import Cancelled, FitStopped, Report
+from polyfit.worker.engine.run import DeviceUnavailable, resolve_device, run_fit, with_seed
+from polyfit.worker.engine.torch_compat import load_dynamo
+from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
+from polyfit.worker.service.memory import keep_freed_memory
+
+log = logging.getLogger("polyfit.worker")
+
+if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
+    torch.set_num_threads(int(threads))
+keep_freed_memory()  # before the pool forks: its processes inherit it
+
+load_dynamo()  # in the main process before the pool forks: no fit pays it
+
+class Leases:
+    """Renews the leases of the jobs this process is running (a job, or a sweep's members),
+    all from one thread, started on first use (after the pool forked), one round trip per
+    attempt; notes the jobs that stopped being their attempt's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, str] = {}  # job id → the attempt's token
+        self._lost: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, job_ids: list[str], token: str) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                self._held[job_id] = token
+                self._lost.discard(job_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew, name="polyfit-leases",
+                                                daemon=True)
+                self._thread.start()
+
+    def release(self, job_ids: list[str]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
+                self._lost.discard(job_id)
+
+    def lost(self, job_id: str) -> bool:
+        return job_id in self._lost
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(settings.lease_seconds / 3)
+            attempts: dict[str, list[str]] = {}  # token → its job ids
+            with self._lock:
+                for job_id, token in self._held.items():
+                    attempts.setdefault(token, []).append(job_id)
+            for token, job_ids in attempts.items():
+                try:
+                    renewed = store().renew(job_ids, token)
+                except redis.RedisError as error:
+                    log.warning("lease renewal for %d job(s) failed: %s", len(job_ids), error)
+                    continue
+                with self._lock:
+                    self._lost.update(job_id for job_id, alive in zip(job_ids, renewed,
+                                                                      strict=True)
+                                      if not alive and self._held.get(job_id) == token)
+
+
+leases = Leases()
+
+
+class JobRequest(Request):
+    """Fails the job when Celery's hard time limit kills the process running it."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if soft:
+            return
+        job_id, _ = task_arguments(self.id, self.args, self.kwargs, "job_id")
+        error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s,"
+                         " hard)")
+        store().fail_running(job_id, error, attempt_token(self.hostname, self.worker_pid))
+
+
+def task_arguments(task_id: str, args: Any, kwargs: Any, id_name: str) -> tuple[str, Any]:
+    """(id, request) from a message's arguments, whatever their shape: ``[id, request]`` as
+    clients send them, else keywords (``id_name``, ``request``); the id defaults to the task
+    id, which clients make the job's or sweep's id. The task refuses what is not a request."""
+    args = args if isinstance(args, list | tuple) else []
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    given = args[0] if args else kwargs.get(id_name)
+    request = args[1] if len(args) > 1 else kwargs.get("request")
+    return given if isinstance(given, str) and given else task_id, request
+
+
+@app.task(name="polyfit.fit", bind=True, Request=JobRequest, **RETRY_TRANSIENT)
+def fit(self, *args: Any, **kwargs: Any) -> None:
+    job_id, request = task_arguments(self.request.id, args, kwargs, "job_id")
+    run_job(job_id, request, self.request.hostname or socket.gethostname())
+
+
+def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
+    """Run one delivery of a job. Bad input fails the job; it never raises for it."""
+    if not isinstance(job_id, str) or not job_id:
+        log.error("dropped a message without a job id (got %r)", type(job_id).__name__)
+        return
+    jobs = store()
+    try:
+        request = FitRequest.model_validate(raw_request)
+        device = resolve_device(request)
+    except (ValidationError, DeviceUnavailable) as error:
+        reason = describe(error) if isinstance(error, ValidationError) else str(error)
+        jobs.fail_unclaimed(job_id, JobError(type=type(error).__name__, message=reason))
+        log.error("job %s refused: %s", job_id, reason)
+        return
+
+    token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
+    outcome = jobs.claim(job_id, token, worker, device)
+    if outcome != "claimed":
+        log.info("job %s not run: %s", job_id, outcome)
+        return
+    if request.seed is None:  # drawn by the first attempt; a re-delivery runs the same seed
+        request = with_seed(jobs.get(job_id).fit_request)
+        jobs.set_request(job_id, request)
+
+    leases.hold([job_id], token)
+    last_progress = 0.0
+
+    def on_progress(step: int, loss: float) -> None:
+        nonlocal last_progress
+        now = time.monotonic()
+        if now - last_progress >= settings.progress_interval:
+            last_progress = now
+            jobs.progress(job_id, token, step, request.steps, loss)
+
+    def cancel_requested() -> bool:
+        return leases.lost(job_id) or jobs.cancel_requested(job_id)
+
+    report = Report(request.record_every or 1, request.steps or 0, on_progress,
+                    cancel_requested, settings.soft_time_limit)
+    try:
+        result = run_fit(request, report, device, settings.compile)
+    except Cancelled as stop:
+        jobs.fail(job_id, token, JobError(type="Cancelled", message=str(stop)), stop.history,
+                  cancelled=True)
+    except FitStopped as stop:
+        jobs.fail(job_id, token, JobError(type=type(stop).__name__, message=str(stop)),
+                  stop.history)
+    except SoftTimeLimitExceeded:
+        jobs.fail(job_id, token, JobError(type="TimeLimitExceeded",
+                                          message="time limit exceeded"), report.history)
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise  # infrastructure: the task retries with backoff
+    except Exception as error:  # a deterministic failure of this job: record it, do not retry
+        log.exception("job %s failed", job_id)
+        jobs.fail(job_id, token, JobError(type=type(error).__name__, message=str(error)),
+                  report.history)
+    else:
+        jobs.succeed(job_id, token, result)
+    finally:
+        leases.release([job_id])
