@@ -2,7 +2,7 @@
 
 Prints:
 1. K = 256 members of ``nn`` and of ``autograd`` as one sweep against the same 256 requests
-   run one after another as single fits (``worker.run.run_fit``); goal ≥ 20× faster. Only
+   run one after another as single fits (``run_fit``); goal ≥ 20× faster. Only
    ``--singles`` of the singles are timed (default 32) and their time scaled to 256, as the
    table says; their final losses are compared with their members' (relative difference).
    The sweep and the singles are timed ``--rounds`` times each, alternately (default 3),

@@ -270,6 +270,7 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
                                                                           monkeypatch):
     """A worker process's Leases renew a job and a sweep's members alike; a job whose record
     now names another attempt's token is lost to this one, and only that job."""
+    import polyfit.worker.service.app as service
     import polyfit.worker.service.tasks as tasks
     from polyfit.store import SweepStore
     from polyfit.store.keys import job_key, lease_key
@@ -277,7 +278,7 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     settings = Settings(redis_url=redis_server.url, lease_seconds=1)
     store = SweepStore.from_url(redis_server.url, settings)
     monkeypatch.setattr(tasks, "settings", settings)
-    monkeypatch.setattr(tasks, "_store", store)
+    monkeypatch.setattr(service, "_store", store)
     jobs = [store.create(SMALL) for _ in range(3)]
     for job_id in jobs:
         assert store.claim(job_id, "attempt-1", "w") == "claimed"

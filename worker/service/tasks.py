@@ -33,6 +33,7 @@ keep_freed_memory()  # before the pool forks: its processes inherit it
 
 load_dynamo()  # in the main process before the pool forks: no fit pays it
 
+
 class Leases:
     """Renews the leases of the jobs this process is running (a job, or a sweep's members),
     all from one thread, started on first use (after the pool forked), one round trip per
