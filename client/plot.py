@@ -1,8 +1,10 @@
 """PNG pictures of finished fits and sweeps, for ``polyfit-client plot``.
 
-A fit's picture has two panels: the data (or the sampled target) with the fitted curve and,
-for polynomial approaches, the least-squares optimum dashed; and the loss history on a log
-scale. The points are rebuilt from the recorded request, the curve from the coefficients:
+A fit's picture has three panels: the data (or the sampled target) with the fitted curve,
+the 95 % confidence band of its mean prediction where the result has a covariance, and, for
+polynomial approaches, the least-squares optimum dashed; below it the residuals (data − fit);
+and beside them the loss history on a log scale. The points are rebuilt from the recorded
+request, the curve from the coefficients:
 
 - polynomial approaches: y = a + b x + c x² + …
 - legendre: y = a + b·Pₙ(c + d·x)
@@ -19,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.polynomial import legendre, polynomial
+from numpy.polynomial import polynomial
 
 from polyfit.client.errors import InvalidRequest
 from polyfit.models import JobRecord, JobState
 from polyfit.models.curves import TARGETS, least_squares
 from polyfit.models.request import POLYNOMIAL_APPROACHES
+from polyfit.models.statistics import design, mean_prediction_band
 from polyfit.models.sweep import SweepMember, SweepRecord
 
 SIZE = (11.0, 4.5)  # inches
@@ -59,14 +62,7 @@ def sample(request: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(approach: str, coefficients: dict[str, float], degree: int,
              x: np.ndarray) -> np.ndarray:
     """The fitted model at ``x`` (see the module docstring for each approach's formula)."""
-    v = list(coefficients.values())
-    if approach == "legendre":
-        a, b, c, d = v
-        return a + b * legendre.legval(c + d * x, [0.0] * degree + [1.0])
-    if approach == "dynamic":
-        a, b, c, d, e = v
-        return polynomial.polyval(x, [a, b, c, d, e, e])
-    return polynomial.polyval(x, v)
+    return design(approach, np.asarray(x, np.float64), list(coefficients.values()), degree)[0]
 
 
 def model_title(approach: str, degree: int) -> str:
@@ -85,7 +81,11 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
     approach, degree = request["approach"], request["degree"]
     x, y = sample(request)
     grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
-    figure, (fit_axes, loss_axes) = plt.subplots(1, 2, figsize=SIZE, dpi=DPI)
+    figure = plt.figure(figsize=SIZE, dpi=DPI)
+    panels = figure.add_gridspec(2, 2, height_ratios=(3, 1))
+    fit_axes = figure.add_subplot(panels[0, 0])
+    residual_axes = figure.add_subplot(panels[1, 0], sharex=fit_axes)
+    loss_axes = figure.add_subplot(panels[:, 1])
 
     if request.get("data"):
         step = max(1, len(x) // MAX_MARKERS)
@@ -94,12 +94,25 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
         fit_axes.plot(x, y, color="0.55", linewidth=4, alpha=0.6, label=request["target"])
     fitted = evaluate(approach, result.coefficients, degree, grid)
     fit_axes.plot(grid, fitted, color="C0", linewidth=1.8, label=f"{approach} fit")
+    statistics = result.statistics
+    if statistics is not None and statistics.covariance is not None:
+        _, half = mean_prediction_band(approach, degree, grid, result.coefficients,
+                                       statistics.covariance, statistics.n_points)
+        fit_axes.fill_between(grid, fitted - half, fitted + half, color="C0", alpha=0.25,
+                              linewidth=0, label="95 % band of the mean")
     if approach in POLYNOMIAL_APPROACHES:
         optimum = polynomial.polyval(grid, least_squares(x, y, degree)[0])
         fit_axes.plot(grid, optimum, "--", color="C3", linewidth=1.4,
                       label="least-squares optimum")
-    fit_axes.set(title=model_title(approach, degree), xlabel="x", ylabel="y")
+    fit_axes.set(title=model_title(approach, degree), ylabel="y")
+    fit_axes.tick_params(labelbottom=False)
     fit_axes.legend(loc="best", fontsize="small")
+    residuals = y - evaluate(approach, result.coefficients, degree, x)
+    step = max(1, len(x) // MAX_MARKERS)
+    residual_axes.axhline(0, color="0.55", linewidth=0.8)
+    residual_axes.plot(x[::step], residuals[::step], "." if request.get("data") else "-",
+                       color="C0", markersize=3, linewidth=1)
+    residual_axes.set(xlabel="x", ylabel="residual")
 
     draw_history(loss_axes, result.loss_history, result.final_loss, result.optimum_loss)
     figure.suptitle(f"job {record.job_id} — final loss {result.final_loss:.6g}", fontsize=10)
@@ -142,20 +155,36 @@ def save(plt: Any, figure: Any, path: str | Path) -> Path:
 
 
 def draw_sweep(sweep: SweepRecord, path: str | Path) -> Path:
-    """Write a sweep's picture: each member's final loss against its learning rate (one line
-    per seed), or against its seed when the sweep has one learning rate. Failed members are
-    crosses along the top; members still running are left out. Returns the path."""
+    """Write a sweep's picture: each member's final loss against its degree when the sweep
+    has several (one line per learning rate and seed), else against its learning rate (one
+    line per seed), or against its seed when the sweep has one learning rate. Failed members
+    are crosses along the top; members still running are left out. Returns the path."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(8.0, 4.5), dpi=DPI)
     members = sweep.members
-    by_rate = len({m.learning_rate for m in members}) > 1
-    seeds = sorted({m.seed for m in members})
+    by_degree = len({m.degree for m in members}) > 1
+    by_rate = not by_degree and len({m.learning_rate for m in members}) > 1
+    seeds = sorted({m.seed for m in members}, key=str)
 
     def where(member: SweepMember) -> float:
+        if by_degree:
+            return member.degree
         return member.learning_rate if by_rate else seeds.index(member.seed)
 
     done = [m for m in members if m.state == JobState.SUCCEEDED and m.final_loss is not None]
-    if by_rate:
+    if by_degree:
+        series = sorted({(m.learning_rate, m.seed) for m in members}, key=str)
+        for i, (rate, seed) in enumerate(series):
+            line = sorted((m.degree, m.final_loss) for m in done
+                          if (m.learning_rate, m.seed) == (rate, seed))
+            label = (f"lr {rate:g}, seed {seed}" if len(series) > 1 and i < MAX_SEED_LINES
+                     and rate is not None else None)
+            if line:
+                axes.plot(*zip(*line, strict=True), marker="o", markersize=4, alpha=0.8,
+                          color=f"C{i % 10}", label=label)
+        axes.set_xticks(sorted({m.degree for m in members}))
+        axes.set_xlabel("degree")
+    elif by_rate:
         for i, seed in enumerate(seeds):
             line = sorted((m.learning_rate, m.final_loss) for m in done if m.seed == seed)
             if line:
@@ -180,9 +209,11 @@ def draw_sweep(sweep: SweepRecord, path: str | Path) -> Path:
                   transform=axes.get_xaxis_transform(), label="failed or cancelled")
     best = sweep.best
     if best is not None:
+        settings = ", ".join(f"{name} {value:g}" for name, value in (
+            ("degree", best.degree), ("lr", best.learning_rate), ("seed", best.seed))
+            if value is not None)
         axes.plot([where(best)], [best.final_loss], "*", color="gold", markersize=16,
-                  markeredgecolor="black", label=f"best: lr {best.learning_rate:g}, "
-                  f"seed {best.seed}, loss {best.final_loss:.4g}")
+                  markeredgecolor="black", label=f"best: {settings}, loss {best.final_loss:.4g}")
     axes.set_ylabel("final loss (sum of squares)")
     counts = sweep.counts()
     finished = len(members) - counts["queued"] - counts["running"]

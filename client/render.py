@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from polyfit.models import JobRecord, JobState
+from polyfit.models.statistics import FitStatistics
 
 HISTORY_ROWS = 20  # longer loss histories are shown thinned; --csv writes them whole
 WIDE = 100  # narrower terminals get the worker and device on a line above the bar
@@ -34,15 +35,46 @@ def show_result(record: JobRecord, console: Console) -> None:
             console.print(f"error: {record.error.type}: {record.error.message}")
         return
     console.print(f"Result: {result.formula}")
+    statistics = result.statistics
+    errors = statistics.standard_errors if statistics else None
+    intervals = statistics.confidence_intervals if statistics else None
     coefficients = Table("coefficient", "initial", "final", box=None)
+    if errors and intervals:
+        coefficients.add_column("standard error")
+        coefficients.add_column("95 % confidence interval")
     for name, value in result.coefficients.items():
         start = result.initial_coefficients.get(name)
-        coefficients.add_row(name, "" if start is None else f"{start:.6g}", f"{value:.6g}")
+        row = [name, "" if start is None else f"{start:.6g}", f"{value:.6g}"]
+        if errors and intervals:
+            low, high = intervals[name]
+            row += [f"{errors[name]:.3g}", f"[{low:.6g}, {high:.6g}]"]
+        coefficients.add_row(*row)
     console.print(coefficients)
     versus = against_optimum(result.final_loss, result.optimum_loss)
     console.print(f"final loss {result.final_loss:.6g}{versus}")
+    if statistics is not None:
+        show_statistics(statistics, console)
     console.print(f"{result.steps_run} steps, seed {request['seed']}; {timings(record)}")
     show_history(result.loss_history, console)
+
+
+def show_statistics(statistics: FitStatistics, console: Console) -> None:
+    """Goodness of fit and information criteria on one line; then whether the descent got
+    to the optimum, and why any statistic is missing."""
+    parts = [f"n {statistics.n_points}, p {statistics.n_coefficients}"]
+    for label, value in (("R²", statistics.r_squared),
+                         ("adjusted R²", statistics.adjusted_r_squared),
+                         ("σ²", statistics.residual_variance), ("AIC", statistics.aic),
+                         ("BIC", statistics.bic)):
+        if value is not None:
+            parts.append(f"{label} {value:.6g}")
+    console.print("fit: " + ", ".join(parts))
+    if statistics.converged is False:
+        console.print(f"not converged: the loss is {statistics.gap_to_optimum:.3%} above the "
+                      "optimum, so the uncertainties describe where the descent stopped, not "
+                      "the best fit")
+    for note in statistics.notes:
+        console.print(f"note: {note}")
 
 
 def against_optimum(loss: float, optimum: float | None) -> str:

@@ -8,11 +8,12 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from polyfit.models.sweep import SweepRecord
+from polyfit.models.sweep import Criterion, SweepRecord
 
 
-def show_sweep(record: SweepRecord, console: Console, limit: int | None = None) -> None:
-    """The sweep's state and counts, then its members best first (``limit`` rows)."""
+def show_sweep(record: SweepRecord, console: Console, limit: int | None = None,
+               by: Criterion = "final_loss") -> None:
+    """The sweep's state and counts, then its members best first by ``by`` (``limit`` rows)."""
     request = record.request["base"]
     counts = ", ".join(f"{n} {state}" for state, n in record.counts().items() if n)
     where = f" on {record.device} by {record.worker}" if record.worker else ""
@@ -22,22 +23,30 @@ def show_sweep(record: SweepRecord, console: Console, limit: int | None = None) 
         console.print(f"batch ran {record.fit_seconds:.3f} s")
     best = record.best
     if best is not None:
-        console.print(f"best: learning_rate {best.learning_rate:g}, seed {best.seed}, final loss "
-                      f"{best.final_loss:.6g} (job {best.job_id})")
+        ranked = "" if by == "final_loss" else f", {by} {getattr(best, by):.6g}"
+        console.print(f"best by {by.replace('_', ' ')}: degree {best.degree}, learning_rate "
+                      f"{_number(best.learning_rate)}, seed {_number(best.seed)}, final loss "
+                      f"{best.final_loss:.6g}{ranked} (job {best.job_id})")
     table = Table(box=None)
     id_width = max((len(member.job_id) for member in record.members), default=0)
-    for name in ("#", "job id", "lr", "seed", "state", "final loss"):  # ids whole, to copy
+    columns = ("#", "job id", "degree", "lr", "seed", "state", "final loss", "aic", "bic")
+    for name in columns:  # ids whole, to copy
         table.add_column(name, no_wrap=True, min_width=id_width if name == "job id" else None)
     table.add_column("error", overflow="fold")
     shown = record.members if limit is None else record.members[:limit]
     for rank, member in enumerate(shown, 1):
-        loss = "" if member.final_loss is None else f"{member.final_loss:.6g}"
         error = f"{member.error.type}: {member.error.message}" if member.error else ""
-        table.add_row(str(rank), member.job_id, f"{member.learning_rate:g}", str(member.seed),
-                      member.state.value, loss, error)
+        table.add_row(str(rank), member.job_id, str(member.degree),
+                      _number(member.learning_rate), _number(member.seed), member.state.value,
+                      _number(member.final_loss, ".6g"), _number(member.aic, ".1f"),
+                      _number(member.bic, ".1f"), error)
     console.print(table)
     if len(shown) < len(record.members):
         console.print(f"… {len(record.members) - len(shown)} more (--limit, or --json for all)")
+
+
+def _number(value: float | None, style: str = "g") -> str:
+    return "-" if value is None else format(value, style)
 
 
 class SweepProgress:

@@ -3,11 +3,13 @@
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState, Progress
 from polyfit.models.request import APPROACHES, FitRequest, Points
 from polyfit.models.settings import Settings, celery_config
+from polyfit.models.statistics import FitStatistics
 
 __all__ = [
     "APPROACHES",
     "FitRequest",
     "FitResult",
+    "FitStatistics",
     "JobError",
     "JobRecord",
     "JobState",

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from polyfit.models.request import FitRequest, describe
+from polyfit.models.statistics import FitStatistics
 
 
 class JobState(StrEnum):
@@ -37,6 +38,7 @@ class FitResult(BaseModel):
     device: str
     fit_seconds: float
     compiled: bool = False  # ran as compiled graphs (POLYFIT_COMPILE)
+    statistics: FitStatistics | None = None  # None in records written before it existed
 
 
 class Progress(BaseModel):
@@ -129,6 +131,8 @@ class JobRecord(RunRecord):
             "finished_at": iso_time(self.finished_at),
             "fit_seconds": result.fit_seconds if result else None,
             "compiled": result.compiled if result else None,
+            "statistics": result.statistics.model_dump(mode="json")
+            if result and result.statistics else None,
             "error": self.error.model_dump() if self.error else None,
             "sweep_id": self.sweep_id,
         }

@@ -17,6 +17,7 @@ squares about the mean of y:
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.polynomial import legendre as numpy_legendre
@@ -74,13 +75,37 @@ def design(approach: str, x: np.ndarray, coefficients: list[float],
 def fit_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
                    coefficients: dict[str, float], optimum_loss: float | None) -> FitStatistics:
     """The statistics of ``coefficients`` (named a, b, …, in order) fitted to (x, y)."""
+    return sweep_statistics(approach, degree, x, y, [coefficients], optimum_loss)[0]
+
+
+def sweep_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
+                     members: list[dict[str, float]],
+                     optimum_loss: float | None) -> list[FitStatistics]:
+    """``fit_statistics`` of each member's coefficients on the same points: for a model
+    linear in its coefficients J is the same for all, so it is decomposed once."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    names = list(coefficients)
-    predictions, jacobian = design(approach, x, list(coefficients.values()), degree)
-    n, p = jacobian.shape
-    residual = predictions - y
-    sse = float(residual @ residual)
     sst = float(((y - y.mean()) ** 2).sum())
+    if approach == "legendre":  # J depends on the coefficients
+        found = []
+        for coefficients in members:
+            predictions, jacobian = design(approach, x, list(coefficients.values()), degree)
+            sse = float((predictions - y) @ (predictions - y))
+            found.append(_summary(approach, coefficients, jacobian.shape, sse, sst,
+                                  normal_inverse(jacobian), optimum_loss))
+        return found
+    jacobian = design(approach, x, [0.0] * len(members[0]), degree)[1]
+    inverse = None if approach == "dynamic" else normal_inverse(jacobian)
+    values = np.array([list(coefficients.values()) for coefficients in members])
+    sse = np.concatenate([((rows @ jacobian.T - y) ** 2).sum(axis=1)
+                          for rows in np.array_split(values, max(1, len(values) // 256))])
+    return [_summary(approach, coefficients, jacobian.shape, float(error), sst, inverse,
+                     optimum_loss) for coefficients, error in zip(members, sse, strict=True)]
+
+
+def _summary(approach: str, coefficients: dict[str, float], shape: tuple[int, int], sse: float,
+             sst: float, inverse: np.ndarray | None,
+             optimum_loss: float | None) -> FitStatistics:
+    n, p = shape
     notes: list[str] = []
     dof = n - p
     variance = sse / dof if dof > 0 else None
@@ -99,21 +124,19 @@ def fit_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
     covariance = errors = intervals = None
     if approach == "dynamic":
         notes.append(NO_FIXED_MODEL)
+    elif variance is not None and inverse is None:
+        notes.append("JᵀJ is singular: the data cannot tell every coefficient apart "
+                     "(fewer distinct x than coefficients, or x too narrow for the degree)")
     elif variance is not None:
-        inverse = normal_inverse(jacobian)
-        if inverse is None:
-            notes.append("JᵀJ is singular: the data cannot tell every coefficient apart "
-                         "(fewer distinct x than coefficients, or x too narrow for the degree)")
-        else:
-            matrix = variance * inverse
-            covariance = matrix.tolist()
-            se = np.sqrt(np.clip(np.diag(matrix), 0, None))
-            half = t_quantile((1 + CONFIDENCE) / 2, dof) * se
-            values = np.array(list(coefficients.values()))
-            errors = dict(zip(names, se.tolist(), strict=True))
-            intervals = {name: (lo, hi) for name, lo, hi
-                         in zip(names, (values - half).tolist(), (values + half).tolist(),
-                                strict=True)}
+        matrix = variance * inverse
+        covariance = matrix.tolist()
+        se = np.sqrt(np.clip(np.diag(matrix), 0, None))
+        half = t_quantile((1 + CONFIDENCE) / 2, dof) * se
+        values = np.array(list(coefficients.values()))
+        errors = dict(zip(coefficients, se.tolist(), strict=True))
+        intervals = {name: (low, high) for name, low, high
+                     in zip(coefficients, (values - half).tolist(), (values + half).tolist(),
+                            strict=True)}
 
     gap = converged = None
     if optimum_loss is not None and optimum_loss > 0:
@@ -150,6 +173,7 @@ def mean_prediction_band(approach: str, degree: int, x: np.ndarray,
     return predictions, t_quantile((1 + CONFIDENCE) / 2, dof) * np.sqrt(np.clip(spread, 0, None))
 
 
+@lru_cache(maxsize=64)
 def t_quantile(probability: float, dof: int) -> float:
     """Student's t quantile with ``dof`` degrees of freedom, by bisection on its CDF."""
     low, high = 0.0, 1.0

@@ -197,10 +197,14 @@ class SweepStore(JobStore):
 
 
 def _member(record: JobRecord) -> SweepMember:
-    return SweepMember(job_id=record.job_id, learning_rate=record.request["learning_rate"],
-                       seed=record.request["seed"], state=record.state,
-                       final_loss=record.result.final_loss if record.result else None,
-                       error=record.error)
+    result = record.result
+    statistics = result.statistics if result else None
+    return SweepMember(job_id=record.job_id, degree=record.request["degree"],
+                       learning_rate=record.request.get("learning_rate"),
+                       seed=record.request.get("seed"), state=record.state,
+                       final_loss=result.final_loss if result else None,
+                       aic=statistics.aic if statistics else None,
+                       bic=statistics.bic if statistics else None, error=record.error)
 
 
 def _float(value: str | None) -> float | None:

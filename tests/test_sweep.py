@@ -7,6 +7,7 @@ import json
 import signal
 import time
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -218,6 +219,33 @@ def test_sweep_state_from_members():
 
 
 @pytest.mark.integration
+def test_which_degree_is_one_command_on_a_users_csv(service, redis_server, tmp_path):
+    """exact over degrees 1-9, ranked by BIC, on noisy cubic data: the best member is the
+    cubic, while the lowest loss is the highest degree."""
+    rng = np.random.default_rng(4)
+    x = np.linspace(-2, 2, 120)
+    points = tmp_path / "points.csv"
+    points.write_text("x,y\n" + "".join(f"{a},{0.8 * a**3 - a + 0.5 + rng.normal(0, 0.3)}\n"
+                                        for a in x))
+    env = {"POLYFIT_REDIS_URL": redis_server.url}
+    run = cli("sweep", "--approach", "exact", "--degrees", "1-9", "--data", str(points),
+              "--wait", "--by", "bic", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert [m["degree"] for m in document["members"]][0] == 3 == document["best"]["degree"]
+    bics = [m["bic"] for m in document["members"]]
+    assert bics == sorted(bics) and all(m["learning_rate"] is None for m in document["members"])
+    by_loss = json.loads(cli("sweep-result", document["sweep_id"], "--json", env=env).stdout)
+    assert by_loss["best"]["degree"] == 9
+    table = cli("sweep-result", document["sweep_id"], "--by", "aic", env=env)
+    assert table.returncode == 0 and "best by aic: degree 3" in table.stdout
+    refused = cli("sweep", "--approach", "exact", "--seeds", "0-3", env=env)
+    assert refused.returncode == 2 and "only degrees" in refused.stderr
+    ignored = cli("sweep", "--approach", "exact", "--degrees", "1-3", "--by", "aic", env=env)
+    assert ignored.returncode == 2 and "--by applies to --wait" in ignored.stderr
+
+
+@pytest.mark.integration
 def test_sweep_through_the_service(service, redis_server):
     client, _ = service
     env = {"POLYFIT_REDIS_URL": redis_server.url}
@@ -246,7 +274,8 @@ def test_sweep_through_the_service(service, redis_server):
     again = cli("sweep-result", document["sweep_id"], "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["members"] == listed
     table = cli("sweep-result", document["sweep_id"], env=env)
-    assert f"best: learning_rate {listed[0]['learning_rate']:g}" in table.stdout
+    best = f"best by final loss: degree 3, learning_rate {listed[0]['learning_rate']:g}"
+    assert best in table.stdout
     missing = cli("sweep-result", "nope", env=env)
     assert missing.returncode == 3 and "`polyfit-client sweep` printed" in missing.stderr
     not_a_job = cli("status", document["sweep_id"], env=env)

@@ -11,8 +11,16 @@ import torch
 from polyfit.models import FitRequest, FitResult
 from polyfit.models.curves import least_squares
 from polyfit.models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
+from polyfit.models.statistics import FitStatistics, fit_statistics
 from polyfit.worker.engine.approaches import APPROACHES, compiles
-from polyfit.worker.engine.fit import Problem, Report, diverged_unrecorded, make_problem, sample
+from polyfit.worker.engine.fit import (
+    Fit,
+    Problem,
+    Report,
+    diverged_unrecorded,
+    make_problem,
+    sample,
+)
 
 
 class DeviceUnavailable(RuntimeError):
@@ -52,18 +60,27 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
     fit_seconds = time.perf_counter() - started
     if (diverged := diverged_unrecorded(fit, report.history)) is not None:
         raise diverged
+    optimum = optimum_loss(request, problem)
     return FitResult(
         coefficients=fit.coefficients,
         initial_coefficients=fit.initial_coefficients,
         formula=fit.formula,
         loss_history=report.history,
         final_loss=fit.final_loss,
-        optimum_loss=optimum_loss(request, problem),
+        optimum_loss=optimum,
         steps_run=fit.steps_run,
         device=problem.device,  # cpu for the NumPy approaches, whatever was asked
         fit_seconds=fit_seconds,
         compiled=compiled,
+        statistics=statistics_of(request, problem, fit, optimum),
     )
+
+
+def statistics_of(request: FitRequest, problem: Problem, fit: Fit,
+                  optimum: float | None) -> FitStatistics:
+    """The fit's statistics (models/statistics.py) on the points it was fitted to."""
+    return fit_statistics(request.approach, request.degree, *problem.float64(),
+                          fit.coefficients, optimum)
 
 
 def optimum_loss(request: FitRequest, problem: Problem) -> float | None:

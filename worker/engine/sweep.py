@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 from polyfit.models import FitRequest, FitResult
-from polyfit.worker.engine.batched import BATCHED
+from polyfit.models.statistics import sweep_statistics
+from polyfit.worker.engine.batched import BATCHED, sequential
 from polyfit.worker.engine.batched.report import BatchReport
 from polyfit.worker.engine.fit import diverged_unrecorded, make_problem
 from polyfit.worker.engine.run import optimum_loss, resolve_device
@@ -14,23 +15,38 @@ from polyfit.worker.engine.run import optimum_loss, resolve_device
 
 def run_sweep(requests: list[FitRequest], report: BatchReport,
               device: str | None = None) -> list[FitResult | None]:
-    """Fit ``requests`` (which differ only in learning rate and seed) as one batch.
+    """Fit ``requests`` (which differ only in learning rate, seed and degree) as one batch;
+    members of several degrees, and ``exact``'s, one after another instead.
 
     Each member's ``fit_seconds`` is its share of the batch: the batch's time over its size.
     """
     base = requests[0]
     device = device or resolve_device(base)
     problem = make_problem(base, device)
+    one_problem = base.approach != "exact" and len({r.degree for r in requests}) == 1
+    batch = BATCHED[base.approach] if one_problem else sequential.fit_batch
     started = time.perf_counter()
-    fits = BATCHED[base.approach](problem, requests, report)
+    fits = batch(problem, requests, report)
     share = (time.perf_counter() - started) / len(requests)
     for row, fit in enumerate(fits):
         if fit is not None and (diverged := diverged_unrecorded(fit, report.histories[row])):
             report.stop(row, diverged)
             fits[row] = None
-    optimum = optimum_loss(base, problem)
-    return [None if fit is None else FitResult(
-        coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
-        formula=fit.formula, loss_history=history, final_loss=fit.final_loss,
-        optimum_loss=optimum, steps_run=fit.steps_run, device=problem.device, fit_seconds=share)
-        for fit, history in zip(fits, report.histories, strict=True)]
+    x, y = problem.float64()
+    results: list[FitResult | None] = [None] * len(requests)
+    for degree in sorted({r.degree for r in requests}):
+        rows = [row for row, (request, fit) in enumerate(zip(requests, fits, strict=True))
+                if fit is not None and request.degree == degree]
+        if not rows:
+            continue
+        optimum = optimum_loss(requests[rows[0]], problem)
+        statistics = sweep_statistics(base.approach, degree, x, y,
+                                      [fits[row].coefficients for row in rows], optimum)
+        for row, stats in zip(rows, statistics, strict=True):
+            fit = fits[row]
+            results[row] = FitResult(
+                coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
+                formula=fit.formula, loss_history=report.histories[row],
+                final_loss=fit.final_loss, optimum_loss=optimum, steps_run=fit.steps_run,
+                device=problem.device, fit_seconds=share, statistics=stats)
+    return results

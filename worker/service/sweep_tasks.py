@@ -102,8 +102,9 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
     sweeps = store()
     leases.hold(member_ids, token)
     base = requests[0]
-    progress = _Progress(sweep_id, token, member_ids, base.steps)
-    report = BatchReport(len(requests), base.record_every, base.steps, progress,
+    steps = base.steps or 0  # exact takes none
+    progress = _Progress(sweep_id, token, member_ids, steps)
+    report = BatchReport(len(requests), base.record_every or 1, steps, progress,
                          lambda: _stops(member_ids), settings.soft_time_limit)
     started = time.perf_counter()
     try:

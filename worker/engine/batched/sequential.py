@@ -1,6 +1,7 @@
-"""Members one after another inside the sweep job, for ``dynamic``: each step draws its own
-random degree from the member's seed, so members do not share one computation. Each member
-runs the single approach, so its result is the single job's by construction."""
+"""Members one after another inside the sweep job, for ``dynamic`` (each step draws its own
+random degree from the member's seed, so members do not share one computation), for
+``exact``, and for sweeps over several degrees. Each member runs the single approach, so its
+result is the single job's by construction."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
         if row in report.stopped:
             fits.append(None)
             continue
-        single = Report(request.record_every, request.steps, time_limit=_left(report),
+        single = Report(request.record_every or 1, request.steps or 0, time_limit=_left(report),
                         on_progress=lambda t, loss, row=row: _progress(report, row, t, loss),
                         cancel_requested=lambda row=row: _cancelled(report, row))
         try:
