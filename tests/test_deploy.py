@@ -331,7 +331,9 @@ def test_wheel_installs_as_in_the_dockerfile(tmp_path: Path) -> None:
     namespaced = ("from polyfit.models import FitRequest; "
                   "from polyfit.client import PolyfitClient; import importlib.util as u, sys; "
                   "sys.exit(any(u.find_spec(n) for n in ('models', 'store', 'worker', 'client')))")
-    assert subprocess.run([client / "python", "-c", namespaced], cwd=tmp_path).returncode == 0
+    elsewhere = tmp_path / "elsewhere"  # not tmp_path: its venvs are folders named client…
+    elsewhere.mkdir()
+    assert subprocess.run([client / "python", "-c", namespaced], cwd=elsewhere).returncode == 0
     client_done = time.perf_counter()
 
     worker = venv_with(tmp_path, "worker", wheel_installs("cpu", wheel))

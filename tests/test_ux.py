@@ -272,7 +272,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(url: str, jobs: dict[str
 
 
 def sweep_record(rates: list[float], seeds: list[int]) -> SweepRecord:
-    members = [SweepMember(job_id=f"{i:032x}", learning_rate=lr, seed=seed,
+    members = [SweepMember(job_id=f"{i:032x}", degree=3, learning_rate=lr, seed=seed,
                            state=JobState.FAILED if lr > 1e-3 else JobState.SUCCEEDED,
                            final_loss=None if lr > 1e-3 else 8.8 + seed + 1e-6 / lr)
                for i, (lr, seed) in enumerate((lr, s) for lr in rates for s in seeds)]
