@@ -166,14 +166,18 @@ def test_list_newest_first_and_filtered(service, redis_server):
 
 
 def test_results_keep_unless_ttl_is_set(redis_server, start_worker):
-    start_worker(redis_server.url, env={"POLYFIT_RESULT_TTL": "60"})
+    """A job finished by a worker with POLYFIT_RESULT_TTL expires; one finished by a worker
+    without it is kept (each worker alone on the queue when its job runs)."""
+    expiring = start_worker(redis_server.url, env={"POLYFIT_RESULT_TTL": "60"})
     client = PolyfitClient(redis_server.url)
     job_id = client.submit(FitRequest(approach="exact"))
     client.wait(job_id, timeout=60)
     assert 0 < client.store.redis.ttl(f"polyfit:job:{job_id}") <= 60
-    kept = PolyfitClient(redis_server.url)
-    other = kept.submit(FitRequest(approach="exact"))
-    assert kept.store.redis.ttl(f"polyfit:job:{other}") == -1
+    expiring.stop()
+    start_worker(redis_server.url)
+    other = client.submit(FitRequest(approach="exact"))
+    client.wait(other, timeout=60)
+    assert client.store.redis.ttl(f"polyfit:job:{other}") == -1
 
 
 def test_local_run_prints_the_fit_and_leaves_nothing_running():
