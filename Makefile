@@ -8,7 +8,13 @@ TORCH = torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: run up down test lint bench clean
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+# The image locks ignore this machine's pip configuration (its find-links and caps).
+LOCK = env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet \
+	--generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+
+.PHONY: run up down test test-compose lock lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +35,19 @@ down:
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The images' pinned packages with their hashes (deploy/lock/); pins that still satisfy
+# pyproject.toml are kept: delete a lock file to take the newest releases.
+lock: $(BIN)/.installed
+	$(LOCK) -o deploy/lock/client.txt pyproject.toml deploy/lock/images.in
+	$(LOCK) --extra worker -c deploy/lock/torch-cpu.in --extra-index-url $(TORCH_INDEX_URL) \
+		-o deploy/lock/cpu.txt pyproject.toml deploy/lock/images.in
+	$(LOCK) --extra worker -c deploy/lock/torch-cuda.in \
+		-o deploy/lock/cuda.txt pyproject.toml deploy/lock/images.in
+
+# Builds the images and runs the compose stack through its paces (needs a Docker engine).
+test-compose:
+	scripts/compose-check
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/approaches.py

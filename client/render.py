@@ -117,10 +117,14 @@ def show_history(history: list[tuple[int, float]], console: Console) -> None:
 
 
 def show_status(record: JobRecord, console: Console) -> None:
+    """One line: the state and, by state, the progress, the final loss, or where it stopped."""
     line = f"{record.job_id} {record.state.value} ({record.request.get('approach', '?')})"
-    if record.progress:
+    if record.result is not None:
+        line += f" after {record.result.steps_run} steps, final loss {record.result.final_loss:.6g}"
+    elif record.progress:
         p = record.progress
-        line += f" step {p.step + 1}/{p.steps} loss {p.loss:.6g}"
+        where = "last progress at step" if record.state.finished else "step"
+        line += f" {where} {p.step + 1}/{p.steps} loss {p.loss:.6g}"
     if record.worker:
         line += f" on {record.device or '?'} by {record.worker}"
     if record.error:

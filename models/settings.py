@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     compile: bool = Field(
         False, description="run fits that descend by SGD compiled (worker/engine/descent.py)"
     )
+    heartbeat_file: str | None = Field(
+        None, description="a file the worker's main loop touches every few seconds, for a "
+        "liveness probe (worker/service/heartbeat.py)")
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> Settings:

@@ -72,6 +72,16 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The compose check builds images for minutes: it runs only when asked for by name."""
+    if "compose" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="builds the images: run it with `pytest -m compose`")
+    for item in items:
+        if "compose" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:
     """Settings are read once per process; a test that changes POLYFIT_* env sees its own."""

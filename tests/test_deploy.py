@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -132,18 +131,35 @@ def test_commands_name_entry_points_with_the_right_queue(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
-def test_workers_restart_and_ping_their_own_node(path: Path) -> None:
+def test_workers_restart_when_their_heartbeat_goes_stale(path: Path, tmp_path: Path) -> None:
+    """The healthcheck itself, run here with its kill and its counter file redirected: fresh
+    heartbeat → healthy; stale or missing → unhealthy, and the third in a row kills PID 1."""
     for name, service in our_services(path).items():
-        args = argv(service)
-        if args[0] != "polyfit-worker":
+        if argv(service)[0] != "polyfit-worker":
             continue
         assert service["restart"] == "unless-stopped"
-        node = option(args, "--hostname").replace("%h", "$HOSTNAME")
-        check = service["healthcheck"]["test"]
-        assert check[0] == "CMD-SHELL"
-        assert f'inspect ping -d "{node}"' in check[1], name
-        assert "kill -s QUIT 1" in check[1]  # an unanswered worker is restarted
         assert service["environment"]["POLYFIT_REDIS_URL"].startswith("redis://")
+        beat = service["environment"]["POLYFIT_HEARTBEAT_FILE"]
+        check = service["healthcheck"]["test"]
+        assert check[0] == "CMD-SHELL" and beat.startswith("/tmp/"), name
+        probe = (check[1].replace("kill -s QUIT 1", "echo KILLED")
+                 .replace("/tmp/unanswered", str(tmp_path / "unanswered")))
+        heartbeat = tmp_path / "heartbeat"
+        environment = {"PATH": os.environ["PATH"], "POLYFIT_HEARTBEAT_FILE": str(heartbeat)}
+
+        def health(probe: str = probe, environment: dict = environment
+                   ) -> subprocess.CompletedProcess:
+            return subprocess.run(["sh", "-c", probe], env=environment, capture_output=True,
+                                  text=True, timeout=10)
+
+        heartbeat.touch()
+        assert health().returncode == 0, name
+        os.utime(heartbeat, (time.time() - 60, time.time() - 60))
+        assert [health().returncode for _ in range(2)] == [1, 1]
+        third = health()
+        assert third.returncode == 1 and "KILLED" in third.stdout
+        heartbeat.unlink()
+        assert health().returncode == 1
 
 
 def test_redis_persists_refuses_eviction_and_hides_its_password() -> None:
@@ -237,50 +253,61 @@ def dockerfile_stages() -> tuple[dict[str, str], dict[str, list[str]]]:
     return defaults, stages
 
 
-def pip_installs(stage: str) -> list[list[str]]:
-    """What each ``pip install`` of ``stage`` installs, ARGs filled in, options dropped."""
-    defaults, stages = dockerfile_stages()
-    installs = []
-    for line in stages[stage]:
-        if "pip install" not in line:
-            continue
-        words = shlex.split(interpolate(line.split("pip install", 1)[1], defaults))
-        names = [w for i, w in enumerate(words)
-                 if not w.startswith("-") and not words[i - 1].startswith("--index")]
-        installs.append(names)
-    return installs
+LOCKS = ROOT / "deploy" / "lock"
+INSTALL = ("sh /deploy/pip.sh install --require-hashes --no-deps -r /deploy/lock/{}.txt "
+           "&& sh /deploy/pip.sh install --no-deps /dist/polyfit-*.whl && python -m pip check")
 
 
-def wheel_installs(stage: str, wheel: Path) -> list[list[str]]:
-    """``stage``'s installs with the built wheel in place of ``$(echo /dist/polyfit-*.whl)``."""
-    return [[re.sub(r"\$\(echo /dist/polyfit-\*\.whl\)", str(wheel), name) for name in names]
-            for names in pip_installs(stage)]
+def locked(lock: str) -> dict[str, str]:
+    """A lock file's pins, name → version, each checked to carry a hash."""
+    text = (LOCKS / f"{lock}.txt").read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if match := re.match(r"([\w.-]+)==(\S+)", line):
+            assert "--hash=sha256:" in line, f"{lock}: {match.group(1)} has no hash"
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
 
 
-def test_dockerfile_targets_install_torch_then_the_wheel() -> None:
-    defaults, stages = dockerfile_stages()
-    torch = f"torch=={defaults['TORCH_VERSION']}"
-    assert pip_installs("cpu") == [[torch], ["$(echo /dist/polyfit-*.whl)[worker]"]]
-    assert pip_installs("cuda") == [[torch], ["$(echo /dist/polyfit-*.whl)[worker]"]]
-    assert pip_installs("client") == [["$(echo /dist/polyfit-*.whl)"]]
-    assert "download.pytorch.org/whl/cpu" in " ".join(stages["cpu"])
-    assert any("apt-get install" in line and " g++ " in line for line in stages["compiler"])
-    for target, parent in (("cpu", "compiler"), ("cuda", "compiler"), ("client", "base")):
+def test_dockerfile_installs_its_lock_with_hashes_then_the_wheel() -> None:
+    text = DOCKERFILE.read_text()
+    assert "# syntax" not in text  # the builder's own frontend: no registry pull to build
+    _, stages = dockerfile_stages()
+    for target, parent in (("cpu", "worker-base"), ("cuda", "worker-base"),
+                           ("client", "base")):
         lines = stages[target]
-        assert lines[0].startswith(f"FROM {parent} AS {target}")  # g++ for torch.compile
+        assert lines[0].startswith(f"FROM {parent} AS {target}")
         assert "USER polyfit" in lines  # not root
-        assert all("--no-cache-dir" in line for line in lines if "pip install" in line)
+        run = next(line for line in lines if line.startswith("RUN "))
+        assert INSTALL.format(target) in run, target
+        assert "--mount=type=secret,id=ca,required=false" in run  # the CA, never in a layer
+        assert "--mount=type=bind,from=wheel" in run  # the wheel is not kept either
         assert not any(re.search(r"apt-get|gcc|build-essential", line) for line in lines)
-        assert any("--mount=type=bind,from=wheel" in line for line in lines)  # wheel not kept
+    assert any('if [ "$COMPILER" = true ]' in line and " g++ " in line
+               for line in stages["worker-base"])
     copied = " ".join(stages["wheel"])
     for package in PACKAGES:
         assert f"COPY {package} {package}" in copied
+
+
+def test_locks_pin_every_dependency_and_the_right_torch() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {re.match(r"[\w-]+", d).group(0).lower() for d in project["dependencies"]}
+    client, cpu, cuda = locked("client"), locked("cpu"), locked("cuda")
+    assert needed <= set(client) and needed <= set(cpu) and needed <= set(cuda)
+    assert "torch" not in client
+    assert cpu["torch"] == "2.13.0+cpu" and cuda["torch"] == "2.13.0"
+    assert any(name.startswith("nvidia-") for name in cuda)
+    assert all("async-timeout" in lock for lock in (client, cpu, cuda))  # bookworm's 3.11.2
+    for name in set(client) & set(cpu):
+        assert client[name] == cpu[name], name
 
 
 def test_dockerignore_sends_only_the_package() -> None:
     lines = (ROOT / ".dockerignore").read_text().split()
     assert lines[lines.index("*") + 1:][:2] == ["!pyproject.toml", "!README.md"]
     assert all(f"!{package}/" in lines for package in PACKAGES)
+    assert "!deploy/pip.sh" in lines and "!deploy/lock/" in lines
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert sorted(setuptools["package-dir"].values()) == sorted(PACKAGES)
 
@@ -318,13 +345,22 @@ def venv_with(tmp: Path, name: str, installs: list[list[str]]) -> Path:
     return bin_
 
 
+def dockerfile_installs(lock: str, wheel: Path) -> list[list[str]]:
+    """The Dockerfile's two installs: the lock with its hashes, then the wheel alone."""
+    torch_index = os.environ.get("TORCH_INDEX_URL")  # else pip's own find-links, if any
+    extra = ["--extra-index-url", torch_index] if torch_index and lock != "client" else []
+    return [["--require-hashes", "--no-deps", "-r", str(LOCKS / f"{lock}.txt"), *extra],
+            ["--no-deps", str(wheel)]]
+
+
 @pytest.mark.integration
 def test_wheel_installs_as_in_the_dockerfile(tmp_path: Path) -> None:
     started = time.perf_counter()
     wheel = build_wheel(tmp_path)
     built = time.perf_counter()
 
-    client = venv_with(tmp_path, "client", wheel_installs("client", wheel))
+    client = venv_with(tmp_path, "client", dockerfile_installs("client", wheel))
+    run(sys.executable, "-m", "pip", "--python", client / "python", "check")
     assert "submit" in run(client / "polyfit-client", "--help")
     no_torch = "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
     assert subprocess.run([client / "python", "-c", no_torch]).returncode == 0  # client-only
@@ -336,7 +372,10 @@ def test_wheel_installs_as_in_the_dockerfile(tmp_path: Path) -> None:
     assert subprocess.run([client / "python", "-c", namespaced], cwd=elsewhere).returncode == 0
     client_done = time.perf_counter()
 
-    worker = venv_with(tmp_path, "worker", wheel_installs("cpu", wheel))
+    if sys.version_info[:2] != (3, 11):  # the locks are the images' Python's
+        pytest.skip(f"the cpu lock's torch is for Python 3.11, not {sys.version.split()[0]}")
+    worker = venv_with(tmp_path, "worker", dockerfile_installs("cpu", wheel))
+    run(sys.executable, "-m", "pip", "--python", worker / "python", "check")
     assert "--queues" in run(worker / "polyfit-worker", "--help")
     assert "submit" in run(worker / "polyfit-client", "--help")  # the image carries the client
     print(f"\nwheel {built - started:.1f} s, client venv {client_done - built:.1f} s, "

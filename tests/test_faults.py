@@ -354,3 +354,24 @@ def test_a_retry_that_cannot_be_sent_puts_the_delivery_back():
     finally:
         job.pop_request()
     assert rejected.value.requeue
+
+
+def test_heartbeat_file_is_fresh_while_the_worker_consumes_and_stale_while_it_is_stopped(
+        redis_server, start_worker, tmp_path):
+    """The compose healthchecks read POLYFIT_HEARTBEAT_FILE's age: the main process's event
+    loop touches it every 5 s, and a stopped worker leaves it unchanged."""
+    from polyfit.worker.service.heartbeat import INTERVAL
+
+    beat = tmp_path / "heartbeat"
+    worker = start_worker(redis_server.url, env={"POLYFIT_HEARTBEAT_FILE": str(beat)})
+    ready(PolyfitClient(redis_server.url))
+    first = eventually(lambda: beat.exists() and beat.stat().st_mtime, 30, "the first beat")
+    eventually(lambda: beat.stat().st_mtime > first, 3 * INTERVAL, "a second beat")
+    worker.signal(signal.SIGSTOP)
+    try:
+        stopped = beat.stat().st_mtime
+        time.sleep(2.5 * INTERVAL)
+        assert beat.stat().st_mtime == stopped
+    finally:
+        worker.signal(signal.SIGCONT)
+    eventually(lambda: beat.stat().st_mtime > stopped, 3 * INTERVAL, "beats after SIGCONT")

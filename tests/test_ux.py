@@ -153,6 +153,14 @@ def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
     assert "Traceback" not in output
 
 
+def test_status_of_a_finished_job_shows_how_it_ended(url: str, jobs: dict[str, str]) -> None:
+    done = cli("status", jobs["legendre"], env=env(url))
+    assert re.match(rf"{jobs['legendre']} succeeded \(legendre\) after 1500 steps, final loss "
+                    r"[\d.]+ on cpu", done.stdout), done.stdout
+    failed = cli("status", jobs["diverged"], env=env(url)).stdout
+    assert failed.startswith(f"{jobs['diverged']} failed (legendre)") and "Diverged" in failed
+
+
 def test_sweep_progress_lines_drop_the_step_once_every_member_ended(capsys) -> None:
     from polyfit.client.sweep_view import SweepProgress
 

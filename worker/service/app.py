@@ -16,6 +16,7 @@ from celery.exceptions import Reject
 
 from polyfit.models import Settings, celery_config
 from polyfit.store import JobStore, SweepStore
+from polyfit.worker.service.heartbeat import Heartbeat
 
 log = logging.getLogger("polyfit.worker")
 
@@ -110,3 +111,4 @@ def requeue_lapsed(store: JobStore) -> list[str]:
 
 
 app.steps["worker"].add(Reaper)
+app.steps["consumer"].add(Heartbeat)
