@@ -46,12 +46,24 @@ class Worker:
                    str(concurrency), "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h",
                    "--loglevel", "INFO"]
         hidden_gpus = {"CUDA_VISIBLE_DEVICES": ""} if queues == "cpu" else {}
-        environment = {**os.environ, "POLYFIT_REDIS_URL": redis_url, **hidden_gpus, **(env or {})}
+        self.heartbeat = log.with_suffix(".heartbeat")
+        environment = {**os.environ, "POLYFIT_REDIS_URL": redis_url, **hidden_gpus,
+                       "POLYFIT_HEARTBEAT_FILE": str(self.heartbeat), **(env or {})}
         self.process = subprocess.Popen(command, env=environment, stdout=open(log, "ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 300) -> Worker:
+        """Until the worker consumes (its first heartbeat), however slowly a busy machine
+        starts it."""
+        deadline = time.monotonic() + timeout
+        while not self.heartbeat.exists():
+            assert self.alive(), self.log()
+            assert time.monotonic() < deadline, f"worker not consuming after {timeout} s"
+            time.sleep(0.1)
+        return self
 
     def signal(self, sig: int) -> None:
         try:
@@ -116,7 +128,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
 @pytest.fixture
 def service(redis_server: EmbeddedRedis, start_worker) -> Iterator[tuple[PolyfitClient, Worker]]:
     """Redis, one cpu worker, and a client connected to them."""
-    worker = start_worker(redis_server.url)
+    worker = start_worker(redis_server.url).wait_ready()
     yield PolyfitClient(redis_server.url), worker
 
 

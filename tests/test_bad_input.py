@@ -236,7 +236,8 @@ def stack(tmp_path_factory) -> Iterator[tuple[PolyfitClient, Worker, redis.Redis
     """Redis and one worker for all raw-message tests."""
     directory = tmp_path_factory.mktemp("raw")
     server = EmbeddedRedis(directory=directory / "redis").start()
-    worker = Worker(server.url, directory / "worker.log", env={"POLYFIT_LEASE_SECONDS": "2"})
+    worker = Worker(server.url, directory / "worker.log",
+                    env={"POLYFIT_LEASE_SECONDS": "2"}).wait_ready()
     yield PolyfitClient(server.url), worker, redis.Redis.from_url(server.url)
     worker.stop()
     server.stop()

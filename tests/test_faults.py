@@ -227,7 +227,7 @@ def shared(tmp_path_factory) -> Iterator[tuple[PolyfitClient, Worker]]:
     """Redis and one worker with default settings, for the tests that leave both as they were."""
     directory = tmp_path_factory.mktemp("shared")
     server = EmbeddedRedis(directory=directory / "redis").start()
-    worker = Worker(server.url, directory / "worker.log")
+    worker = Worker(server.url, directory / "worker.log").wait_ready()
     yield PolyfitClient(server.url), worker
     worker.stop()
     server.stop()

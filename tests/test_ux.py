@@ -45,7 +45,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private Redis with one cpu worker, for the whole module."""
     directory = tmp_path_factory.mktemp("ux")
     server = EmbeddedRedis(directory=directory / "redis").start()
-    worker = Worker(server.url, directory / "worker.log", name="ux")
+    worker = Worker(server.url, directory / "worker.log", name="ux").wait_ready()
     yield server.url
     worker.stop()
     server.stop()
