@@ -73,6 +73,36 @@ def test_replay_updates_its_arguments_in_place_without_autograd():
         assert torch.equal(w.detach(), expected)
 
 
+def test_replay_calls_the_overload_whose_first_argument_is_not_self():
+    """``where.self(condition, self, other)``, ``pow.Scalar(Scalar self, Tensor exponent)``
+    and ``repeat_interleave.Tensor(repeats)`` have no method that takes their arguments in
+    order (``condition.where(a, b)`` is where(a, condition, b)); and an ``x * 1`` whose x is
+    written later is kept. Each step's numbers equal the eager step's to the bit."""
+    def step(w: torch.Tensor, mask: torch.Tensor, other: torch.Tensor,
+             counts: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+        picked = torch.where(mask, w, other)
+        powered = torch.pow(2.0, w)
+        spread = torch.repeat_interleave(counts).float()
+        kept = scratch * 1
+        scratch.add_(1.0)  # after the product above read it
+        loss = (picked * powered).sum() + spread.sum() + kept.sum()
+        (grad,) = torch.autograd.grad(loss, [w])
+        w.detach().sub_(0.125 * grad)
+        return loss.detach()
+
+    def arguments() -> tuple[torch.Tensor, ...]:
+        return (torch.tensor([0.5, -1.0, 0.25], requires_grad=True),
+                torch.tensor([True, False, True]), torch.tensor([4.0, 8.0, 16.0]),
+                torch.tensor([1, 2]), torch.zeros(3))
+
+    eager, replayed = arguments(), arguments()
+    replay = replayable(step, *replayed, calls=TRACE_PAYS_FROM)
+    for _ in range(3):
+        assert replay().item() == step(*eager).item()
+        assert torch.equal(replayed[0].detach(), eager[0].detach())
+        assert torch.equal(replayed[4], eager[4])
+
+
 @pytest.mark.parametrize("approach", ["autograd", "legendre", "nn", "module", "dynamic"])
 def test_replayed_fit_equals_its_steps_run_eagerly_to_the_bit(approach, monkeypatch):
     request = FitRequest(approach=approach, seed=2, steps=600, dtype="float32")

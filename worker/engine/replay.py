@@ -63,12 +63,17 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
     for node in graph.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, OpOverload):
             # An ATen overload called from Python matches its arguments against the schema
-            # (about twice a torch function's cost); the generated method or function of the
-            # same name takes the same arguments in the same order and runs the same kernel.
+            # (a cost per call); the generated function of the same name takes the same
+            # arguments in the same order and runs the same kernel. So does the method, but
+            # only for an overload whose first argument is its Tensor ``self``: a method
+            # binds the tensor it is called on as ``self`` (``where.self(condition, self,
+            # other)`` as ``condition.where(…)`` would swap two arguments).
             schema = schema_of(node.target)
             name = schema.name.removeprefix("aten::")
             writes_out = any(argument.is_out for argument in schema.arguments)  # no method
-            if hasattr(TENSOR_METHODS, name) and not writes_out:
+            first = schema.arguments[0] if schema.arguments else None
+            bound = first is not None and first.name == "self" and str(first.type) == "Tensor"
+            if hasattr(TENSOR_METHODS, name) and bound and not writes_out:
                 node.op, node.target = "call_method", name
             else:
                 for functions in FUNCTION_NAMESPACES:
@@ -102,17 +107,22 @@ def _seed_backward_without_the_loss(graph: torch.fx.Graph) -> None:
 
 def _skip_identities(graph: torch.fx.Graph) -> None:
     """Drop what only autograd needs: ``detach`` (the same storage without the autograd
-    history, which a replay has none of), and backward formulas' multiplications by 1 whose
-    product nothing writes to (x·1 is x, to the bit)."""
+    history, which a replay has none of), and backward formulas' multiplications by 1 where
+    neither the product nor its factor is ever written to (x·1 is x, to the bit)."""
     aten = torch.ops.aten
     for node in list(graph.nodes):
         if node.target is aten.detach.default:
             node.replace_all_uses_with(node.args[0])
         elif (node.target is aten.mul.Scalar and node.args[1] == 1
               and node.meta["val"].dtype == node.args[0].meta["val"].dtype
-              and all(isinstance(user.target, OpOverload)
-                      and not schema_of(user.target).is_mutable for user in node.users)):
+              and _only_read(node) and _only_read(node.args[0])):
             node.replace_all_uses_with(node.args[0])
+
+
+def _only_read(node: torch.fx.Node) -> bool:
+    """Whether every use of ``node`` is an ATen operation that writes to none of its inputs."""
+    return all(isinstance(user.target, OpOverload) and not schema_of(user.target).is_mutable
+               for user in node.users)
 
 
 def _without_zero_fill(graph: torch.fx.Graph) -> None:
