@@ -75,31 +75,42 @@ def design(approach: str, x: np.ndarray, coefficients: list[float],
 def fit_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
                    coefficients: dict[str, float], optimum_loss: float | None) -> FitStatistics:
     """The statistics of ``coefficients`` (named a, b, …, in order) fitted to (x, y)."""
-    return sweep_statistics(approach, degree, x, y, [coefficients], optimum_loss)[0]
+    return FittedPoints(approach, degree, x, y).statistics([coefficients], optimum_loss)[0]
 
 
-def sweep_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
-                     members: list[dict[str, float]],
-                     optimum_loss: float | None) -> list[FitStatistics]:
-    """``fit_statistics`` of each member's coefficients on the same points: for a model
-    linear in its coefficients J is the same for all, so it is decomposed once."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    sst = float(((y - y.mean()) ** 2).sum())
-    if approach == "legendre":  # J depends on the coefficients
-        found = []
-        for coefficients in members:
-            predictions, jacobian = design(approach, x, list(coefficients.values()), degree)
-            sse = float((predictions - y) @ (predictions - y))
-            found.append(_summary(approach, coefficients, jacobian.shape, sse, sst,
-                                  normal_inverse(jacobian), optimum_loss))
-        return found
-    jacobian = design(approach, x, [0.0] * len(members[0]), degree)[1]
-    inverse = None if approach == "dynamic" else normal_inverse(jacobian)
-    values = np.array([list(coefficients.values()) for coefficients in members])
-    sse = np.concatenate([((rows @ jacobian.T - y) ** 2).sum(axis=1)
-                          for rows in np.array_split(values, max(1, len(values) // 256))])
-    return [_summary(approach, coefficients, jacobian.shape, float(error), sst, inverse,
-                     optimum_loss) for coefficients, error in zip(members, sse, strict=True)]
+class FittedPoints:
+    """The points fits of one model are made on, with what all their statistics share: SST
+    and, for a model linear in its coefficients, J and (JᵀJ)⁻¹, decomposed once (a sweep's
+    members; every job on the same sampling, as ``worker.engine.run`` caches it)."""
+
+    def __init__(self, approach: str, degree: int, x: np.ndarray, y: np.ndarray) -> None:
+        self.approach, self.degree = approach, degree
+        self.x, self.y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        self.sst = float(((self.y - self.y.mean()) ** 2).sum())
+        self.jacobian = self.inverse = None
+        if approach != "legendre":  # legendre's J depends on the coefficients
+            width = 5 if approach == "dynamic" else degree + 1
+            self.jacobian = design(approach, self.x, [0.0] * width, degree)[1]
+            self.inverse = None if approach == "dynamic" else normal_inverse(self.jacobian)
+
+    def statistics(self, members: list[dict[str, float]],
+                   optimum_loss: float | None) -> list[FitStatistics]:
+        """``fit_statistics`` of each member's coefficients."""
+        if self.jacobian is None:
+            found = []
+            for coefficients in members:
+                predictions, jacobian = design(self.approach, self.x,
+                                               list(coefficients.values()), self.degree)
+                sse = float((predictions - self.y) @ (predictions - self.y))
+                found.append(_summary(self.approach, coefficients, jacobian.shape, sse,
+                                      self.sst, normal_inverse(jacobian), optimum_loss))
+            return found
+        values = np.array([list(coefficients.values()) for coefficients in members])
+        sse = np.concatenate([((rows @ self.jacobian.T - self.y) ** 2).sum(axis=1)
+                              for rows in np.array_split(values, max(1, len(values) // 256))])
+        return [_summary(self.approach, coefficients, self.jacobian.shape, float(error),
+                         self.sst, self.inverse, optimum_loss)
+                for coefficients, error in zip(members, sse, strict=True)]
 
 
 def _summary(approach: str, coefficients: dict[str, float], shape: tuple[int, int], sse: float,

@@ -11,16 +11,9 @@ import torch
 from polyfit.models import FitRequest, FitResult
 from polyfit.models.curves import least_squares
 from polyfit.models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
-from polyfit.models.statistics import FitStatistics, fit_statistics
+from polyfit.models.statistics import FittedPoints
 from polyfit.worker.engine.approaches import APPROACHES, compiles
-from polyfit.worker.engine.fit import (
-    Fit,
-    Problem,
-    Report,
-    diverged_unrecorded,
-    make_problem,
-    sample,
-)
+from polyfit.worker.engine.fit import Problem, Report, diverged_unrecorded, make_problem, sample
 
 
 class DeviceUnavailable(RuntimeError):
@@ -72,15 +65,19 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
         device=problem.device,  # cpu for the NumPy approaches, whatever was asked
         fit_seconds=fit_seconds,
         compiled=compiled,
-        statistics=statistics_of(request, problem, fit, optimum),
+        statistics=fitted_points(request, problem).statistics([fit.coefficients], optimum)[0],
     )
 
 
-def statistics_of(request: FitRequest, problem: Problem, fit: Fit,
-                  optimum: float | None) -> FitStatistics:
-    """The fit's statistics (models/statistics.py) on the points it was fitted to."""
-    return fit_statistics(request.approach, request.degree, *problem.float64(),
-                          fit.coefficients, optimum)
+def fitted_points(request: FitRequest, problem: Problem) -> FittedPoints:
+    """``problem``'s points prepared for the statistics of ``request``'s model: for sampled
+    points, made once per sampling and model (every job would otherwise decompose the same
+    J again)."""
+    if request.data is not None:
+        return FittedPoints(request.approach, request.degree, *problem.float64())
+    model = request.approach if request.approach in ("legendre", "dynamic") else "polynomial"
+    return sampled_points(model, request.degree, request.target, request.x_min, request.x_max,
+                          request.n_points, request.dtype, sampled_on(request, problem))
 
 
 def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
@@ -91,8 +88,12 @@ def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
     if request.data is not None:
         return least_squares(*problem.float64(), request.degree)[1]
     return sampled_optimum(request.target, request.x_min, request.x_max, request.n_points,
-                           request.dtype, "numpy" if request.approach in NUMPY_APPROACHES
-                           else problem.device, request.degree)
+                           request.dtype, sampled_on(request, problem), request.degree)
+
+
+def sampled_on(request: FitRequest, problem: Problem) -> str:
+    """The device the job's points were sampled for (``sample``'s cache key)."""
+    return "numpy" if request.approach in NUMPY_APPROACHES else problem.device
 
 
 # It depends on the sampling and the degree only: recomputing it took half of a one-step
@@ -103,3 +104,11 @@ def sampled_optimum(target: str, x_min: float, x_max: float, n_points: int, dtyp
     """``optimum_loss`` on the points ``worker.fit.sample`` gives for these arguments."""
     x, y = sample(target, x_min, x_max, n_points, dtype, device)
     return least_squares(*Problem(x, y, device).float64(), degree)[1]
+
+
+@lru_cache(maxsize=8)  # as many samplings as ``sample`` keeps
+def sampled_points(model: str, degree: int, target: str, x_min: float, x_max: float,
+                   n_points: int, dtype: str, device: str) -> FittedPoints:
+    """``fitted_points`` of the points ``sample`` gives for these arguments."""
+    x, y = sample(target, x_min, x_max, n_points, dtype, device)
+    return FittedPoints(model, degree, *Problem(x, y, device).float64())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 
 from polyfit.models import FitRequest, FitResult
-from polyfit.models.statistics import sweep_statistics
 from polyfit.worker.engine.batched import BATCHED, sequential
 from polyfit.worker.engine.batched.report import BatchReport
 from polyfit.worker.engine.fit import diverged_unrecorded, make_problem
-from polyfit.worker.engine.run import optimum_loss, resolve_device
+from polyfit.worker.engine.run import fitted_points, optimum_loss, resolve_device
 
 
 def run_sweep(requests: list[FitRequest], report: BatchReport,
@@ -32,7 +31,6 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
         if fit is not None and (diverged := diverged_unrecorded(fit, report.histories[row])):
             report.stop(row, diverged)
             fits[row] = None
-    x, y = problem.float64()
     results: list[FitResult | None] = [None] * len(requests)
     for degree in sorted({r.degree for r in requests}):
         rows = [row for row, (request, fit) in enumerate(zip(requests, fits, strict=True))
@@ -40,8 +38,8 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
         if not rows:
             continue
         optimum = optimum_loss(requests[rows[0]], problem)
-        statistics = sweep_statistics(base.approach, degree, x, y,
-                                      [fits[row].coefficients for row in rows], optimum)
+        statistics = fitted_points(requests[rows[0]], problem).statistics(
+            [fits[row].coefficients for row in rows], optimum)
         for row, stats in zip(rows, statistics, strict=True):
             fit = fits[row]
             results[row] = FitResult(
