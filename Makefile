@@ -53,6 +53,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/approaches.py
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/service.py
+	$(BIN)/python bench/scaling.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

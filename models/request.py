@@ -168,6 +168,11 @@ class FitRequest(BaseModel):
                              f"{wider}")
 
     @property
+    def point_count(self) -> int:
+        """The points the fit runs on: the data's, else ``n_points``."""
+        return len(self.data.x) if self.data is not None else self.n_points
+
+    @property
     def queue(self) -> str:
         """The Celery queue this request is routed to; ``auto`` follows POLYFIT_AUTO_QUEUE."""
         return current_settings().auto_queue if self.device == "auto" else self.device

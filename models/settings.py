@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     compile: bool = Field(
         False, description="run fits that descend by SGD compiled (worker/engine/descent.py)"
     )
+    warm_up: bool = Field(
+        True, description="fit every approach briefly in each worker process before its first "
+        "job, so that the first job runs as fast as the tenth (worker/engine/warm.py)")
     heartbeat_file: str | None = Field(
         None, description="a file the worker's main loop touches every few seconds, for a "
         "liveness probe (worker/service/heartbeat.py)")

@@ -96,6 +96,14 @@ class JobStore:
             raise NoSuchJob(job_id)
         return JobRecord.from_hash(fields)
 
+    def get_many(self, job_ids: list[str]) -> list[JobRecord]:
+        """The job records, in the order given (expired ones are left out), in one round
+        trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(job_key(job_id))
+        return [JobRecord.from_hash(fields) for fields in pipe.execute() if fields]
+
     def list(self, limit: int = 20, states: set[str] | None = None,
              approach: str | None = None) -> list[JobRecord]:
         """Newest first, filtered by state and approach."""
@@ -212,20 +220,29 @@ class JobStore:
         return done if pipeline is not None else bool(done)
 
     def reap(self) -> list[str]:
-        """Mark queued again the running jobs whose lease lapsed; returns the ids that need a
-        message sent, after which the caller must call ``requeued``. Sending one twice (two
-        reapers, or a retry after a failed send) is harmless: only one delivery claims it."""
-        lapsed = []
-        for job_id in self.redis.smembers(RUNNING):
-            keys = [job_key(job_id), lease_key(job_id), RUNNING]
-            if self.scripts["reap"](keys=keys, args=[job_id]) == "requeue":
-                lapsed.append(job_id)
-        return lapsed
+        """Mark queued again the running jobs whose lease lapsed (ending those whose cancel
+        was asked for as cancelled); returns the ids that need a message sent, after which
+        the caller must call ``requeued``. Sending one twice (two reapers, or a retry after a
+        failed send) is harmless: only one delivery claims it. One round trip for all."""
+        job_ids = list(self.redis.smembers(RUNNING))
+        pipe = self.redis.pipeline(transaction=False)
+        now = repr(time.time())
+        for job_id in job_ids:
+            self.scripts["reap"](keys=[job_key(job_id), lease_key(job_id), RUNNING],
+                                 args=[job_id, self.ttl, events_channel(job_id), now],
+                                 client=pipe)
+        outcomes = pipe.execute() if job_ids else []
+        return [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True)
+                if outcome == "requeue"]
 
-    def requeued(self, job_id: str) -> None:
-        """The lapsed job's message is sent: it leaves the running set (unless already claimed)."""
-        self.scripts["requeued"](keys=[job_key(job_id), RUNNING], args=[job_id])
-        self.publish(job_id, "requeued")
+    def requeued(self, job_ids: list[str]) -> None:
+        """The lapsed jobs' messages are sent: they leave the running set (unless already
+        claimed again)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            self.scripts["requeued"](keys=[job_key(job_id), RUNNING], args=[job_id], client=pipe)
+            pipe.publish(events_channel(job_id), "requeued")
+        pipe.execute()
 
     def publish(self, job_id: str, event: str) -> None:
         self.redis.publish(events_channel(job_id), event)

@@ -74,7 +74,7 @@ class SweepStore(JobStore):
         whose members have all expired is gone too: it is deleted (it has no TTL of its own
         when no batch ended it, e.g. when its members ran as single jobs)."""
         fields = self.redis.hgetall(sweep_key(sweep_id))
-        records = self.members(json.loads(fields["members"])) if "members" in fields else []
+        records = self.get_many(json.loads(fields["members"])) if "members" in fields else []
         if not records:
             self.redis.delete(sweep_key(sweep_id))
             raise NoSuchSweep(sweep_id)
@@ -91,13 +91,6 @@ class SweepStore(JobStore):
             attempts=int(fields.get("attempts", 0)), fit_seconds=_float(fields.get("fit_seconds")),
             progress=json.loads(fields["progress"]) if "progress" in fields else None,
             members=members)
-
-    def members(self, member_ids: list[str]) -> list[JobRecord]:
-        """The member job records, in the order given (expired ones are left out)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in member_ids:
-            pipe.hgetall(job_key(job_id))
-        return [JobRecord.from_hash(fields) for fields in pipe.execute() if fields]
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, int]:
         """Cancel every member: queued ones at once, running ones between steps."""

@@ -30,6 +30,27 @@ def test_torch_names_the_replay_and_compile_use() -> None:
     assert any(node.target is aten.mul.Tensor for node in graph.graph.nodes)
 
 
+def test_torchscript_runs_a_replay_graph_unoptimized(caplog) -> None:
+    """The replay's interpreter: an fx graph calling a method, a generated function and an
+    overload packet with an ``out`` argument, as replay.py leaves them, scripts (no fall-back
+    to Python), computes what the graph computes, and runs without the optimizing executor."""
+    def step(x, y):  # unannotated: this module's annotations are strings, fx copies them
+        gradient = torch.ops.aten.mse_loss_backward(torch.ones(()), x, y, 2,
+                                                    grad_input=torch.empty_like(x))
+        return gradient.mul(3.0) + torch.sin(x)
+
+    graph = torch.fx.symbolic_trace(step)
+    with caplog.at_level("WARNING"):
+        run = torch_compat.script(graph)
+    assert not caplog.records
+    x, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.5, 0.5])
+    try:
+        assert torch.equal(run(x, y), graph.forward(x, y))
+        assert not torch._C._get_graph_executor_optimize()  # set for the calling thread
+    finally:
+        torch._C._set_graph_executor_optimize(True)
+
+
 def test_torch_dynamo_takes_a_recompile_limit() -> None:
     import torch._dynamo
 

@@ -9,6 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import BIN, requires_cuda
 from polyfit.client import PolyfitClient
@@ -106,3 +107,29 @@ def test_a_worker_that_cannot_compile_refuses_to_start(tmp_path, args, path, ref
     assert run.returncode == 2
     assert refusal in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_fit_past_the_compiled_graphs_bound_runs_replayed(monkeypatch):
+    """Each new shape is one more compiled graph; past ``COMPILED_GRAPHS`` in a process a fit
+    runs replayed (and says so) instead of failing on torch's recompile limit, which is set
+    above the bound: here the bound is 1 and torch's limit 2, as in the report of the bug
+    with a limit of 2 (every later job with a new shape failed)."""
+    from polyfit.worker.engine import descent
+    from polyfit.worker.engine.torch_compat import set_recompile_limit
+
+    monkeypatch.setattr(descent, "_graphs", set())
+    monkeypatch.setattr(descent, "COMPILED_GRAPHS", 1)
+    torch._dynamo.reset()
+    set_recompile_limit(2)
+    try:
+        shapes = [FitRequest(approach="autograd", seed=5, steps=20, n_points=n)
+                  for n in (101, 202, 303, 404)]
+        results = [fit(request, "cpu", True) for request in shapes]
+        assert [result.compiled for result in results] == [True, False, False, False]
+        for request, result in zip(shapes[1:], results[1:], strict=True):
+            assert result == fit(request, "cpu", False).model_copy(
+                update={"fit_seconds": result.fit_seconds})
+        assert fit(shapes[0], "cpu", True).compiled  # its graph is kept
+    finally:
+        set_recompile_limit(descent.COMPILED_GRAPHS + 8)
+        torch._dynamo.reset()

@@ -6,6 +6,7 @@ get a 2 s lease so that a lost worker's job is re-queued within seconds.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from conftest import Worker, cli
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
 from polyfit.client.errors import JobCancelled, JobFailed, RedisUnavailable
-from polyfit.models import FitRequest, JobRecord, JobState, Settings
+from polyfit.models import FitRequest, JobError, JobRecord, JobState, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ def test_sigkilled_worker_job_runs_again_once(redis_server, start_worker):
     assert (record.attempts, record.requeues) == (2, 1)
     assert record.worker.startswith("b-" if victim == "a" else "a-")
     assert record.started_at > killed_at
-    assert f"re-queued job {job_id}" in survivor.log()
+    assert re.search(rf"re-queued 1 job\(s\) whose worker .*: {job_id}", survivor.log())
 
     client.celery.send_task("polyfit.fit", args=[job_id, record.request], queue="cpu",
                             task_id=job_id)
@@ -375,3 +376,85 @@ def test_heartbeat_file_is_fresh_while_the_worker_consumes_and_stale_while_it_is
     finally:
         worker.signal(signal.SIGCONT)
     eventually(lambda: beat.stat().st_mtime > stopped, 3 * INTERVAL, "beats after SIGCONT")
+
+
+def test_a_lapsed_job_whose_cancel_was_asked_for_ends_cancelled_without_another_attempt(
+        redis_server):
+    """A job cancelled while its worker is frozen: when its lease lapses the reaper ends it
+    cancelled (with the result TTL) instead of re-queuing it to be claimed, on attempt 2, only
+    to stop at its first check."""
+    from polyfit.store import JobStore
+    from polyfit.store.keys import RUNNING, lease_key
+
+    store = JobStore.from_url(redis_server.url,
+                              Settings(redis_url=redis_server.url, result_ttl=60))
+    job_id = store.create(SMALL)
+    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    assert store.cancel(job_id) == "requested"
+    store.redis.delete(lease_key(job_id))  # the frozen worker renewed nothing
+    assert store.reap() == []
+    record = store.get(job_id)
+    assert (record.state, record.error.type, record.attempts, record.requeues) == (
+        JobState.CANCELLED, "Cancelled", 1, 0)
+    assert not store.redis.sismember(RUNNING, job_id)
+    assert 0 < store.redis.ttl(f"polyfit:job:{job_id}") <= 60
+    thawed = store.fail(job_id, "attempt-1", JobError(type="Cancelled", message="late"), [])
+    assert thawed is False and store.get(job_id).error.message.startswith("cancelled; its")
+
+
+def test_the_reaper_reaps_any_number_of_lapsed_jobs_in_a_few_round_trips(redis_server,
+                                                                          monkeypatch):
+    """One pipeline for the leases' checks, one for the records, one for marking them sent
+    (each pipeline of scripts checks them loaded first):
+    a crashed sweep of thousands of members is not thousands of calls per worker per round."""
+    from redis.connection import Connection
+
+    from polyfit.store import JobStore
+    from polyfit.store.keys import lease_key
+
+    store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
+    jobs = [store.create(SMALL) for _ in range(60)]
+    for job_id in jobs:
+        assert store.claim(job_id, "attempt-1", "w") == "claimed"
+        store.redis.delete(lease_key(job_id))
+    store.reap()  # loads the scripts; the jobs are queued again, still in the running set
+    for job_id in jobs:  # lapsed again
+        assert store.claim(job_id, "attempt-2", "w") == "claimed"
+        store.redis.delete(lease_key(job_id))
+    sent = []
+    original = Connection.send_packed_command
+    monkeypatch.setattr(Connection, "send_packed_command",
+                        lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1])
+    lapsed = store.reap()
+    records = store.get_many(lapsed)
+    store.requeued(lapsed)
+    assert sorted(lapsed) == sorted(jobs) and len(records) == len(jobs)
+    assert len(sent) <= 10, f"{len(sent)} round trips for {len(jobs)} lapsed jobs"
+    assert all(record.state == JobState.QUEUED for record in store.get_many(jobs))
+
+
+def test_a_sweep_delivered_again_while_its_members_run_elsewhere_keeps_its_record(
+        redis_server, monkeypatch):
+    """A second delivery of a sweep message finds every member leased by the batch running
+    elsewhere: it runs nothing and leaves the sweep record without a TTL (it gave the sweep
+    the result TTL, and ``sweep-result`` said "not found" for a running sweep). Once every
+    member ended, a delivery expires it with them."""
+    import polyfit.worker.service.app as service
+    import polyfit.worker.service.sweep_tasks as sweep_tasks
+    from polyfit.models.sweep import SweepRequest
+    from polyfit.store import SweepStore
+    from polyfit.store.keys import sweep_key
+
+    settings = Settings(redis_url=redis_server.url, result_ttl=60)
+    store = SweepStore.from_url(redis_server.url, settings)
+    monkeypatch.setattr(service, "_store", store)
+    sweep = SweepRequest(base=SMALL, learning_rates=[1e-6, 2e-6])
+    sweep_id, member_ids = store.create_sweep(sweep)
+    assert store.claim_members(member_ids, "batch-1", "w1") == ["claimed", "claimed"]
+    sweep_tasks.run_sweep_job(sweep_id, sweep.model_dump(mode="json"), "w2")
+    assert store.redis.ttl(sweep_key(sweep_id)) == -1  # kept while its members run
+    assert [s.value for s in store.member_states(member_ids)] == ["running", "running"]
+    for job_id in member_ids:
+        store.fail(job_id, "batch-1", JobError(type="Boom", message="ended"), [])
+    sweep_tasks.run_sweep_job(sweep_id, sweep.model_dump(mode="json"), "w2")
+    assert 0 < store.redis.ttl(sweep_key(sweep_id)) <= 60

@@ -34,8 +34,12 @@ from polyfit.worker.engine.torch_compat import set_recompile_limit
 STEPS_PER_CALL = 10
 
 # Each distinct (approach, shape, dtype, device, steps per call) is one compiled graph of
-# `_descend`; past torch's default of 8 it would silently run uncompiled.
-set_recompile_limit(64)
+# `_descend`. A process compiles at most COMPILED_GRAPHS of them; a fit that would need one
+# more runs replayed (the same numbers to rounding). torch's own limit sits above it: reached
+# with fullgraph=True, it fails the call (FailOnRecompileLimitHit) instead of running eagerly.
+COMPILED_GRAPHS = 64
+set_recompile_limit(COMPILED_GRAPHS + 8)
+_graphs: set[tuple] = set()  # the signatures compiled in this process
 
 Loss = Callable[..., torch.Tensor]
 
@@ -81,10 +85,11 @@ def descend(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
     ``compiled`` takes neither ``momentum`` nor ``draw`` (``approaches.compiles``).
 
     ``loss`` must be a module-level function (a new closure per fit would compile anew)."""
-    if not compiled:
+    chunk = max(k for k in range(1, STEPS_PER_CALL + 1) if steps % k == 0)
+    if not compiled or not _compile_allowed(loss, params, inputs, chunk):
         _replay(loss, params, inputs, learning_rate, steps, report, momentum, draw)
         return
-    chunk = max(k for k in range(1, STEPS_PER_CALL + 1) if steps % k == 0)
+    report.compiled = True
     rate = torch.tensor(learning_rate, dtype=params[0].dtype, device=params[0].device)
     step = _compiled()
     for start in range(0, steps, chunk):
@@ -94,6 +99,27 @@ def descend(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
                 report(start + offset, losses[offset])
 
 
+def _quiet_step(loss: Loss, params: list[torch.Tensor], buffers: list[torch.Tensor | None],
+                learning_rate: float, momentum: float, inputs: tuple,
+                unused: tuple[int, ...]) -> torch.Tensor:
+    """``_step`` for a step whose loss is not recorded: traced, it computes the update alone
+    (autograd seeds the backward with ones, not with the loss)."""
+    _step(loss, params, buffers, learning_rate, momentum, inputs, unused)
+    return params[0]
+
+
+def _compile_allowed(loss: Loss, params: list[torch.Tensor], inputs: tuple, chunk: int) -> bool:
+    """Whether this fit's graph is compiled already or one more fits under
+    ``COMPILED_GRAPHS``; notes it as compiled when it is new."""
+    signature = (loss, chunk, *((tuple(value.shape), value.dtype, value.device)
+                                if isinstance(value, torch.Tensor) else value
+                                for value in (*params, *inputs)))
+    if signature not in _graphs and len(_graphs) >= COMPILED_GRAPHS:
+        return False
+    _graphs.add(signature)
+    return True
+
+
 def _replay(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate: float,
             steps: int, report: Report, momentum: float,
             draw: Callable[[], tuple[tuple, tuple[int, ...]]] | None) -> None:
@@ -101,12 +127,14 @@ def _replay(loss: Loss, params: list[torch.Tensor], inputs: tuple, learning_rate
     # Zero momentum buffers: a first step's 0·momentum + grad is the grad, as torch.optim's
     # first step (a copy of the grad) has it.
     buffers = [torch.zeros_like(p) if momentum else None for p in params]
-    replays: dict[tuple, Callable[[], torch.Tensor]] = {}  # one per draw
+    replays: dict[tuple, Callable[[], torch.Tensor]] = {}  # one per draw, recording or not
     for t in range(steps):
         extra, unused = draw() if draw else ((), ())
-        if (extra, unused) not in replays:
-            replays[extra, unused] = replayable(_step, loss, trainable, buffers, learning_rate,
-                                                momentum, inputs + extra, unused, calls=steps)
-        value = replays[extra, unused]()
-        if report.due(t):
+        due = report.due(t)
+        if (extra, unused, due) not in replays:
+            replays[extra, unused, due] = replayable(
+                _step if due else _quiet_step, loss, trainable, buffers, learning_rate,
+                momentum, inputs + extra, unused, calls=steps)
+        value = replays[extra, unused, due]()
+        if due:
             report(t, value)

@@ -111,6 +111,7 @@ class Report:
     cancel_requested: Callable[[], bool] = lambda: False
     time_limit: float | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
+    compiled: bool = False  # set by a descent that ran compiled (worker/engine/descent.py)
     started: float = field(default_factory=time.perf_counter)
     last_cancel_check: float = 0.0
     POLL_EVERY = 256

@@ -15,6 +15,8 @@ its step count) cannot be replayed: tracing would freeze that value.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -27,6 +29,7 @@ from polyfit.worker.engine.torch_compat import (
     OpOverload,
     make_fx,
     schema_of,
+    script,
     tree_flatten,
     tree_unflatten,
 )
@@ -43,11 +46,79 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
     trace; anything else is taken as a constant), returned as a function that runs it again on
     ``args`` themselves: each call updates them in place as ``step`` does and returns what it
     returns, without autograd. For fewer than ``TRACE_PAYS_FROM`` ``calls``, ``step`` itself
-    on ``args``: the same numbers, without the cost of tracing."""
-    if calls < TRACE_PAYS_FROM:
-        return partial(step, *args)
+    on ``args`` (the same numbers, without the cost of tracing), unless this process has traced
+    the same step already."""
     leaves, layout = tree_flatten(args)
     tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+    key = _signature(step, leaves, layout, tensors)
+    run = _traced.get(key) if key is not None else None
+    if run is None:
+        if calls < TRACE_PAYS_FROM:
+            return partial(step, *args)
+        run, constants = _trace(step, leaves, layout, tensors)
+        if key is not None and not constants:
+            _traced.put(key, run)
+    no_grad = torch.no_grad()
+
+    def replay() -> torch.Tensor:
+        with no_grad:
+            return run(*tensors)
+
+    return replay
+
+
+class _Traced:
+    """This process's replayable steps by signature, the most recently used ``SIZE``: a
+    worker's next job of the same approach, shape, dtype, device and settings traces
+    nothing."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[tuple, Callable[..., torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()  # a threads pool's jobs share it
+
+    def get(self, key: tuple) -> Callable[..., torch.Tensor] | None:
+        with self._lock:
+            if key in self._runs:
+                self._runs.move_to_end(key)
+            return self._runs.get(key)
+
+    def put(self, key: tuple, run: Callable[..., torch.Tensor]) -> None:
+        with self._lock:
+            self._runs[key] = run
+            while len(self._runs) > self.SIZE:
+                self._runs.popitem(last=False)
+
+
+_traced = _Traced()
+
+
+def _signature(step: Callable[..., torch.Tensor], leaves: list[Any], layout: Any,
+               tensors: list[torch.Tensor]) -> tuple | None:
+    """What a traced step depends on: the step, the constants among its arguments, and each
+    tensor's shape, strides, dtype, device, whether it requires grad and which earlier
+    argument's storage it shares; None when a constant cannot be compared (unhashable)."""
+    storages: dict[int, int] = {}
+    described = []
+    for index, tensor in enumerate(tensors):
+        storage = tensor.untyped_storage().data_ptr()
+        described.append((tuple(tensor.shape), tensor.stride(), tensor.storage_offset(),
+                          tensor.dtype, tensor.device, tensor.requires_grad,
+                          storages.setdefault(storage, index)))
+    constants = tuple(leaf for leaf in leaves if not isinstance(leaf, torch.Tensor))
+    key = (step, str(layout), constants, tuple(described))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _trace(step: Callable[..., torch.Tensor], leaves: list[Any], layout: Any,
+           tensors: list[torch.Tensor]) -> tuple[Callable[..., torch.Tensor], bool]:
+    """``step`` as a function of ``tensors``, and whether its graph holds tensors of its own
+    (constants of this call: not to be replayed on other tensors)."""
 
     def traced(*fakes: torch.Tensor) -> torch.Tensor:
         substitutes = iter(fakes)
@@ -62,32 +133,33 @@ def replayable(step: Callable[..., torch.Tensor], *args: Any,
     graph.graph.eliminate_dead_code()  # keeps what writes to the arguments
     for node in graph.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, OpOverload):
-            # An ATen overload called from Python matches its arguments against the schema
-            # (a cost per call); the generated function of the same name takes the same
-            # arguments in the same order and runs the same kernel. So does the method, but
-            # only for an overload whose first argument is its Tensor ``self``: a method
-            # binds the tensor it is called on as ``self`` (``where.self(condition, self,
-            # other)`` as ``condition.where(…)`` would swap two arguments).
-            schema = schema_of(node.target)
-            name = schema.name.removeprefix("aten::")
-            writes_out = any(argument.is_out for argument in schema.arguments)  # no method
-            first = schema.arguments[0] if schema.arguments else None
-            bound = first is not None and first.name == "self" and str(first.type) == "Tensor"
-            if hasattr(TENSOR_METHODS, name) and bound and not writes_out:
-                node.op, node.target = "call_method", name
-            else:
-                for functions in FUNCTION_NAMESPACES:
-                    if hasattr(functions, name):
-                        node.target = getattr(functions, name)
-                        break
+            _call_by_name(node)
     graph.recompile()
-    run, no_grad = graph.forward, torch.no_grad()  # forward: a GraphModule has no hooks
+    constants = any(node.op == "get_attr" for node in graph.graph.nodes)
+    return script(graph), constants
 
-    def replay() -> torch.Tensor:
-        with no_grad:
-            return run(*tensors)
 
-    return replay
+def _call_by_name(node: torch.fx.Node) -> None:
+    """An ATen overload called from Python matches its arguments against the schema (a cost
+    per call); the generated function of the same name takes the same arguments in the same
+    order and runs the same kernel. So does the method, but only for an overload whose first
+    argument is its Tensor ``self``: a method binds the tensor it is called on as ``self``
+    (``where.self(condition, self, other)`` as ``condition.where(…)`` would swap two
+    arguments). The others (``out`` variants) by their overload packet, which TorchScript
+    resolves by the same schema matching."""
+    schema = schema_of(node.target)
+    name = schema.name.removeprefix("aten::")
+    writes_out = any(argument.is_out for argument in schema.arguments)  # no method
+    first = schema.arguments[0] if schema.arguments else None
+    bound = first is not None and first.name == "self" and str(first.type) == "Tensor"
+    if hasattr(TENSOR_METHODS, name) and bound and not writes_out:
+        node.op, node.target = "call_method", name
+        return
+    for functions in FUNCTION_NAMESPACES:
+        if hasattr(functions, name):
+            node.target = getattr(functions, name)
+            return
+    node.target = getattr(torch.ops.aten, name)
 
 
 def _seed_backward_without_the_loss(graph: torch.fx.Graph) -> None:

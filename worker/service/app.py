@@ -50,6 +50,7 @@ app.conf.update(
     broker_connection_max_retries=None,  # keep reconnecting to Redis, never give up
     worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_hijack_root_logger=False,
+    worker_proc_alive_timeout=60.0,  # a pool process warms up before it reports (tasks.py)
     imports=["polyfit.worker.service.tasks", "polyfit.worker.service.sweep_tasks",
              "polyfit.worker.service.ping"],
 )
@@ -99,15 +100,17 @@ class Reaper(bootsteps.StartStopStep):
 
 
 def requeue_lapsed(store: JobStore) -> list[str]:
-    """Send a fresh message for each job whose lease lapsed."""
-    job_ids = store.reap()
-    for job_id in job_ids:
-        record = store.get(job_id)
-        app.send_task("polyfit.fit", args=[job_id, record.request], queue=record.queue,
-                      task_id=job_id)
-        store.requeued(job_id)
-        log.warning("re-queued job %s: its worker stopped renewing the lease", job_id)
-    return job_ids
+    """Send a fresh message for each job whose lease lapsed: the store's reads and writes
+    in one round trip each, whatever the count (a crashed sweep's thousands of members)."""
+    records = store.get_many(store.reap())
+    for record in records:
+        app.send_task("polyfit.fit", args=[record.job_id, record.request], queue=record.queue,
+                      task_id=record.job_id)
+    store.requeued([record.job_id for record in records])
+    if records:
+        log.warning("re-queued %d job(s) whose worker stopped renewing the lease: %s",
+                    len(records), " ".join(record.job_id for record in records[:20]))
+    return [record.job_id for record in records]
 
 
 app.steps["worker"].add(Reaper)

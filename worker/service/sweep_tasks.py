@@ -29,8 +29,9 @@ from polyfit.worker.engine.batched.report import BatchReport
 from polyfit.worker.engine.fit import Cancelled, TimeLimitExceeded
 from polyfit.worker.engine.run import resolve_device
 from polyfit.worker.engine.sweep import run_sweep
+from polyfit.worker.engine.threads import use_threads_for
 from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
-from polyfit.worker.service.tasks import leases, task_arguments
+from polyfit.worker.service.tasks import THREADS, leases, task_arguments
 
 log = logging.getLogger("polyfit.worker")
 MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
@@ -90,7 +91,10 @@ def run_sweep_job(sweep_id: Any, raw_request: Any, worker: str) -> None:
     rows = [row for row, outcome in enumerate(outcomes) if outcome == "claimed"]
     if not rows:
         log.info("sweep %s: no member left to run", sweep_id)
-        sweeps.expire_sweep(sweep_id)
+        # Expire the sweep with its members only once they all ended: a delivery that finds
+        # them running elsewhere (their leases live) must leave the record be.
+        if all(state.finished for state in sweeps.member_states(member_ids)):
+            sweeps.expire_sweep(sweep_id)
         return
     run_claimed(sweep_id, [member_ids[r] for r in rows], [requests[r] for r in rows], token,
                 worker)
@@ -112,6 +116,7 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
         sweeps.start_sweep(sweep_id, worker, device, member_ids)
         log.info("sweep %s: %d members of %s on %s", sweep_id, len(requests), base.approach,
                  device)
+        use_threads_for(base.point_count * len(requests), THREADS)
         results = run_sweep(requests, report, device)
     except SoftTimeLimitExceeded:
         _fail_all(member_ids, token, report, JobError(type="TimeLimitExceeded",

@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 import redis
-import torch
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init, worker_process_init
 from celery.worker.request import Request
 from pydantic import ValidationError
 
@@ -21,17 +21,43 @@ from polyfit.models.request import describe
 from polyfit.store import attempt_token
 from polyfit.worker.engine.fit import Cancelled, FitStopped, Report
 from polyfit.worker.engine.run import DeviceUnavailable, resolve_device, run_fit, with_seed
+from polyfit.worker.engine.threads import process_share, use_threads_for
 from polyfit.worker.engine.torch_compat import load_dynamo
+from polyfit.worker.engine.warm import warm_up
 from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
 from polyfit.worker.service.memory import keep_freed_memory
 
 log = logging.getLogger("polyfit.worker")
 
-if threads := os.environ.get("POLYFIT_TORCH_THREADS"):
-    torch.set_num_threads(int(threads))
+THREADS = process_share()
 keep_freed_memory()  # before the pool forks: its processes inherit it
 
 load_dynamo()  # in the main process before the pool forks: no fit pays it
+
+
+@worker_process_init.connect
+def warm_pool_process(**_: Any) -> None:
+    """Prefork: each pool process warms itself after the fork (torch's threads do not
+    survive a fork, so the main process runs no fit)."""
+    if settings.warm_up:
+        _warm()
+
+
+@worker_init.connect
+def warm_main_process(sender: Any, **_: Any) -> None:
+    """Solo and threads pools run their jobs in the main process: it warms before it
+    consumes."""
+    pool = sender.pool_cls if isinstance(sender.pool_cls, str) else sender.pool_cls.__module__
+    if settings.warm_up and "prefork" not in pool:
+        _warm()
+
+
+def _warm() -> None:
+    use_threads_for(0, THREADS)
+    try:
+        log.info("warmed up every approach in %.2f s", warm_up())
+    except Exception:  # a worker that cannot warm up still runs its jobs, cold
+        log.exception("warm-up failed; the first jobs will trace their steps themselves")
 
 
 class Leases:
@@ -155,6 +181,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
 
     report = Report(request.record_every or 1, request.steps or 0, on_progress,
                     cancel_requested, settings.soft_time_limit)
+    use_threads_for(request.point_count, THREADS)
     try:
         result = run_fit(request, report, device, settings.compile)
     except Cancelled as stop:
