@@ -79,7 +79,8 @@ class PolyfitClient:
         """Queue a validated request; returns the job id."""
         with self._reaching_redis():
             job_id = self.store.create(request, sweep_id=sweep_id)
-            self._send("polyfit.fit", job_id, request, request.queue, self.store.delete)
+            self._send("polyfit.fit", job_id, request, request.queue,
+                       lambda job_id: self.store.delete([job_id]))
         return job_id
 
     def _send(self, task: str, task_id: str, body: FitRequest | SweepRequest, queue: str,
@@ -209,6 +210,18 @@ class PolyfitClient:
         except NoSuchJob:
             raise self._not_found(job_id) from None
 
+    def delete(self, job_ids: list[str]) -> dict[str, str]:
+        """Delete jobs, whatever their state; a running one stops at its worker's next lease
+        renewal. Returns the state each had, 'missing' for an unknown id."""
+        with self._reaching_redis():
+            return dict(zip(job_ids, self.store.delete(job_ids), strict=True))
+
+    def prune(self, older_than: float, state: str | None = None) -> int:
+        """Delete the finished jobs (only ``state``'s, when given) submitted more than
+        ``older_than`` seconds ago; returns how many."""
+        with self._reaching_redis():
+            return self.store.prune(older_than, {state} if state else None)
+
     def _not_found(self, job_id: str) -> JobNotFound:
         """No job has this id; when a sweep has, the error says so and where to look."""
         with self._reaching_redis():
@@ -259,6 +272,15 @@ class PolyfitClient:
                              f"with `polyfit-client sweep-result --wait {sweep_id}`",
                      None if on_update else {"finished"})
         return self.sweep_result(sweep_id)
+
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Delete a sweep and its members (running ones stop); returns how many members
+        were still held."""
+        try:
+            with self._reaching_redis():
+                return self.store.delete_sweep(sweep_id)
+        except NoSuchSweep:
+            raise SweepNotFound(f"sweep {sweep_id} not found") from None
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, int]:
         """Cancel every member of a sweep; returns how many got each outcome."""

@@ -14,13 +14,22 @@ from pydantic import ValidationError
 from polyfit.client.api import PolyfitClient
 from polyfit.client.data import read_points
 from polyfit.client.errors import InvalidRequest, JobFailed, JobNotFound, PolyfitError
-from polyfit.client.options import OUT, build_request, print_json, request_options, seconds, waiting
+from polyfit.client.options import (
+    OUT,
+    build_request,
+    duration,
+    print_json,
+    request_options,
+    seconds,
+    waiting,
+)
 from polyfit.client.render import ProgressView, show_list, show_result, show_status
 from polyfit.client.status import ExitStatus
-from polyfit.client.sweep_cli import sweep, sweep_cancel, sweep_result
+from polyfit.client.sweep_cli import sweep, sweep_cancel, sweep_delete, sweep_result
 from polyfit.models import APPROACHES, JobRecord, JobState
 from polyfit.models.request import describe
 from polyfit.models.sweep import SweepRecord
+from polyfit.store.jobs import FINISHED_STATES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,6 +173,34 @@ def cancel(client: PolyfitClient, job_id: str) -> None:
 
 
 @cli.command()
+@click.argument("job_ids", metavar="JOB_ID...", nargs=-1, required=True)
+@click.pass_obj
+def delete(client: PolyfitClient, job_ids: tuple[str, ...]) -> None:
+    """Delete jobs and their results, whatever their state: a running job is stopped first
+    (exit 3 if an id is unknown; the others are deleted)."""
+    states = client.delete(list(job_ids))
+    missing = [job_id for job_id, state in states.items() if state == "missing"]
+    for job_id, state in states.items():
+        if state != "missing":
+            click.echo(f"{job_id}: deleted ({'stopped, ' * (state == 'running')}was {state})")
+    if missing:
+        others = len(states) - len(missing)
+        raise JobNotFound(f"job{'s' * (len(missing) > 1)} {' '.join(missing)} not found"
+                          + (f" ({others} others deleted)" if others else ""))
+
+
+@cli.command()
+@click.option("--older-than", "older_than", type=duration, required=True,
+              help="Age since submission, e.g. 7d, 12h, 30m.")
+@click.option("--state", type=click.Choice(FINISHED_STATES),
+              help="Only jobs that ended this way.  [default: any finished state]")
+@click.pass_obj
+def prune(client: PolyfitClient, older_than: float, state: str | None) -> None:
+    """Delete finished jobs submitted longer ago than --older-than; prints how many."""
+    click.echo(f"deleted {client.prune(older_than, state)} job(s)")
+
+
+@cli.command()
 @click.argument("job_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="The PNG file to write.  [default: JOB_ID.png]")
@@ -196,7 +233,7 @@ def sweep_to_plot(client: PolyfitClient, sweep_id: str) -> SweepRecord:
     return sweep
 
 
-for command in (sweep, sweep_result, sweep_cancel):
+for command in (sweep, sweep_result, sweep_cancel, sweep_delete):
     cli.add_command(command)
 
 

@@ -35,6 +35,22 @@ def seconds(text: str) -> float:
     return value
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """An age such as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w`` (a bare number is seconds),
+    in seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in UNITS else (text, "s")
+    try:
+        value = float(number) * UNITS[unit]
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{text!r} is not an age such as 7d, 12h or 30m")
+    return value
+
+
 def build_request(request_file: str | None, options: dict[str, Any]) -> FitRequest:
     """The request from ``--request FILE`` (if any), overridden by the options given."""
     fields: dict[str, Any] = {}

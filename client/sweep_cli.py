@@ -163,3 +163,11 @@ def sweep_cancel(client: PolyfitClient, sweep_id: str) -> None:
     """Cancel every member of a sweep: queued ones at once, running ones between steps."""
     outcomes = client.cancel_sweep(sweep_id)
     click.echo(f"{sweep_id}: " + ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items()))
+
+
+@click.command(name="sweep-delete")
+@click.argument("sweep_id")
+@click.pass_obj
+def sweep_delete(client: PolyfitClient, sweep_id: str) -> None:
+    """Delete a sweep and its members' jobs, whatever their state (running ones stop)."""
+    click.echo(f"{sweep_id}: deleted with {client.delete_sweep(sweep_id)} member job(s)")

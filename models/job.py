@@ -65,6 +65,7 @@ class RunRecord(BaseModel):
     worker: str | None = None
     device: str | None = None
     attempts: int = 0
+    expires_at: float | None = None  # when a finished record goes (POLYFIT_RESULT_TTL)
 
 
 class JobRecord(RunRecord):
@@ -129,6 +130,7 @@ class JobRecord(RunRecord):
             "submitted_at": iso_time(self.submitted_at),
             "started_at": iso_time(self.started_at),
             "finished_at": iso_time(self.finished_at),
+            "expires_at": iso_time(self.expires_at),
             "fit_seconds": result.fit_seconds if result else None,
             "compiled": result.compiled if result else None,
             "statistics": result.statistics.model_dump(mode="json")

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RETENTION = 7 * 24 * 3600  # a week: the default of POLYFIT_RESULT_TTL
+
 
 class Settings(BaseSettings):
     """Every knob of the service; the same names in compose files, the CLI and the worker."""
@@ -18,7 +20,8 @@ class Settings(BaseSettings):
     max_steps: int = Field(1_000_000, gt=0)
     max_points: int = Field(100_000, ge=2)
     max_degree: int = Field(10, ge=1)
-    result_ttl: int | None = Field(None, gt=0, description="seconds a finished job is kept")
+    result_ttl: int = Field(RETENTION, ge=0, description="seconds a finished job or sweep is "
+                            "kept (0: for ever)")
     soft_time_limit: float = Field(600.0, gt=0, description="seconds before a fit is stopped")
     hard_time_limit: float = Field(660.0, gt=0, description="seconds before its process is killed")
     visibility_timeout: int = Field(
@@ -27,6 +30,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         15.0, gt=0, description="a running job's lease, renewed by its worker"
     )
+    orphan_seconds: float = Field(
+        60.0, gt=0, description="a queued job whose message is gone (a purged queue, a lost "
+        "message) is sent again within this many seconds")
     max_attempts: int = Field(
         3, ge=1, description="deliveries before a job whose worker dies fails"
     )

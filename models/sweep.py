@@ -150,6 +150,7 @@ class SweepRecord(RunRecord):
             "submitted_at": iso_time(self.submitted_at),
             "started_at": iso_time(self.started_at),
             "finished_at": iso_time(self.finished_at),
+            "expires_at": iso_time(self.expires_at),
         }
 
 

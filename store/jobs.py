@@ -8,20 +8,33 @@ The keys are described in ``keys.py``; the state changes are the scripts in ``lu
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 import uuid
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState
-from polyfit.models.request import FitRequest
+from polyfit.models.request import APPROACHES, FitRequest
 from polyfit.models.settings import Settings
 from polyfit.store import scripts
-from polyfit.store.keys import JOBS, RUNNING, events_channel, job_key, lease_key
+from polyfit.store.keys import (
+    BROKER_UNACKED,
+    JOBS,
+    RUNNING,
+    broker_lists,
+    events_channel,
+    index_key,
+    job_key,
+    lease_key,
+)
+
+FINISHED_STATES = tuple(state.value for state in JobState if state.finished)
 
 
 def attempt_token(worker: str, pid: int) -> str:
@@ -35,6 +48,7 @@ def queued_job(job_id: str, request: FitRequest, now: float,
     """The hash of a job as submitted: the one place that writes a new job's fields."""
     fields: dict[str, Any] = {
         "job_id": job_id,
+        "approach": request.approach,
         "state": JobState.QUEUED.value,
         "queue": request.queue,
         "request": request.model_dump_json(),
@@ -58,6 +72,7 @@ class JobStore:
         self.redis = redis_client
         self.settings = settings or Settings()
         self.scripts = scripts.register(redis_client)
+        self._lapsed_since: dict[str, float] = {}  # job id → when ``reap`` saw its lease lapsed
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> JobStore:
@@ -77,18 +92,43 @@ class JobStore:
     ) -> str:
         """Record a new queued job and return its id."""
         job_id = job_id or uuid.uuid4().hex
-        now = time.time()
         pipe = self.redis.pipeline()
-        pipe.hset(job_key(job_id), mapping=queued_job(job_id, request, now, sweep_id))
-        pipe.zadd(JOBS, {job_id: now})
+        self.add_queued(pipe, job_id, request, time.time(), sweep_id)
         pipe.execute()
         return job_id
 
-    def delete(self, job_id: str) -> None:
-        pipe = self.redis.pipeline()
-        pipe.delete(job_key(job_id), lease_key(job_id))
-        pipe.zrem(JOBS, job_id)
-        pipe.execute()
+    @staticmethod
+    def add_queued(pipe: Pipeline, job_id: str, request: FitRequest, now: float,
+                   sweep_id: str | None = None) -> None:
+        """Queue the writes of a new job: its hash, and its place in the listings."""
+        pipe.hset(job_key(job_id), mapping=queued_job(job_id, request, now, sweep_id))
+        pipe.zadd(JOBS, {job_id: now})
+        pipe.zadd(index_key(JobState.QUEUED.value, request.approach), {job_id: now})
+
+    def delete(self, job_ids: list[str]) -> list[str]:
+        """Remove jobs, whatever their state, in one round trip; returns the state each had
+        ('missing' for an unknown id). A running job's worker stops it at its next lease
+        renewal (within a third of POLYFIT_LEASE_SECONDS) and writes nothing more."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            self.scripts["delete"](keys=[job_key(job_id), lease_key(job_id), RUNNING, JOBS],
+                                   args=[job_id, events_channel(job_id)], client=pipe)
+        return pipe.execute() if job_ids else []
+
+    def prune(self, older_than: float, states: set[str] | None = None, batch: int = 1000) -> int:
+        """Delete the finished jobs (only those in ``states``, when given) submitted more than
+        ``older_than`` seconds ago; returns how many. Served from the index."""
+        unfinished = (states or set()) - set(FINISHED_STATES)
+        if unfinished:
+            raise ValueError(f"prune removes finished jobs only, not {', '.join(unfinished)}")
+        cutoff = time.time() - older_than
+        deleted = 0
+        for key in [index_key(state, approach) for state in states or FINISHED_STATES
+                    for approach in APPROACHES]:
+            while job_ids := self.redis.zrangebyscore(key, "-inf", cutoff, start=0, num=batch):
+                deleted += sum(state != "missing" for state in self.delete(job_ids))
+                self.redis.zrem(key, *job_ids)  # expired ones, which delete left listed
+        return deleted
 
     def get(self, job_id: str) -> JobRecord:
         fields = self.redis.hgetall(job_key(job_id))
@@ -106,36 +146,58 @@ class JobStore:
 
     def list(self, limit: int = 20, states: set[str] | None = None,
              approach: str | None = None) -> list[JobRecord]:
-        """Newest first, filtered by state and approach."""
+        """Newest first, filtered by state and approach: read from the index of each (state,
+        approach) asked for, merged, so that the cost grows with ``limit``, not with the
+        number of jobs held. Ids whose record expired are dropped from the index met."""
+        if states or approach:
+            keys = [index_key(state, name) for state in states or [s.value for s in JobState]
+                    for name in ([approach] if approach else APPROACHES)]
+        else:
+            keys = [JOBS]
+        newest = heapq.merge(*(self._newest_in(key, limit) for key in keys),
+                             key=lambda entry: -entry[1])
         found: list[JobRecord] = []
-        for batch in self._newest_ids():
-            pipe = self.redis.pipeline()
-            for job_id in batch:
+        while len(found) < limit and (batch := list(islice(newest, limit - len(found)))):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id, _, _ in batch:
                 pipe.hgetall(job_key(job_id))
-            for job_id, fields in zip(batch, pipe.execute(), strict=True):
-                if not fields:
-                    self.redis.zrem(JOBS, job_id)  # expired by POLYFIT_RESULT_TTL
-                    continue
-                record = JobRecord.from_hash(fields)
-                if states and record.state.value not in states:
-                    continue
-                if approach and record.request.get("approach") != approach:
-                    continue
-                found.append(record)
-                if len(found) >= limit:
-                    return found
+            for (job_id, _, key), fields in zip(batch, pipe.execute(), strict=True):
+                if fields:
+                    found.append(JobRecord.from_hash(fields))
+                else:  # expired (POLYFIT_RESULT_TTL)
+                    self.redis.zrem(key, job_id)
         return found
 
-    def _newest_ids(self, batch: int = 200) -> Iterator[list[str]]:
+    def _newest_in(self, key: str, page: int) -> Iterator[tuple[str, float, str]]:
+        """(id, submission time, key) of the jobs in one sorted set, newest first."""
         start = 0
-        while ids := self.redis.zrevrange(JOBS, start, start + batch - 1):
-            yield ids
-            start += batch
+        while entries := self.redis.zrevrange(key, start, start + page - 1, withscores=True):
+            yield from ((job_id, score, key) for job_id, score in entries)
+            start += page
+
+    def trim(self, batch: int = 100) -> int:
+        """Housekeeping: drop from the listings the oldest ids whose record expired, up to
+        ``batch`` per set; returns how many. Workers call it now and then (app.py)."""
+        dropped = 0
+        for key in [JOBS] + [index_key(state, approach) for state in FINISHED_STATES
+                             for approach in APPROACHES]:
+            job_ids = self.redis.zrange(key, 0, batch - 1)
+            if not job_ids:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(job_key(job_id))
+            gone = [job_id for job_id, exists in zip(job_ids, pipe.execute(), strict=True)
+                    if not exists]
+            if gone:
+                dropped += self.redis.zrem(key, *gone)
+        return dropped
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued job at once, or ask a running one to stop: 'cancelled',
         'requested', or 'already <state>' for a job that had finished."""
-        outcome = self.scripts["cancel"](keys=[job_key(job_id)], args=[repr(time.time()), self.ttl])
+        outcome = self.scripts["cancel"](keys=[job_key(job_id)],
+                                         args=[repr(time.time()), self.ttl, job_id])
         if outcome == "missing":
             raise NoSuchJob(job_id)
         if not outcome.startswith("already"):
@@ -182,12 +244,12 @@ class JobStore:
         return self.redis.hget(job_key(job_id), "cancel") == "1"
 
     def succeed(self, job_id: str, token: str, result: FitResult) -> bool:
-        return self._end(job_id, token, JobState.SUCCEEDED, result=result.model_dump_json())
+        return self.end(job_id, token, JobState.SUCCEEDED, result=result.model_dump_json())
 
     def fail(self, job_id: str, token: str, error: JobError,
              history: list[tuple[int, float]] = (), cancelled: bool = False) -> bool:
         state = JobState.CANCELLED if cancelled else JobState.FAILED
-        return self._end(job_id, token, state, error=error.model_dump_json(),
+        return self.end(job_id, token, state, error=error.model_dump_json(),
                          partial_history=json.dumps(list(history)))
 
     def fail_unclaimed(self, job_id: str, error: JobError) -> None:
@@ -195,7 +257,7 @@ class JobStore:
         another delivery claimed (or a cancel ended) meanwhile is left as it is."""
         self.scripts["fail_unclaimed"](keys=[job_key(job_id)],
                              args=[repr(time.time()), error.model_dump_json(), self.ttl,
-                                   events_channel(job_id)])
+                                   events_channel(job_id), job_id])
 
     def fail_running(self, job_id: str, error: JobError, attempt: str = "") -> None:
         """Fail a running job whose process was killed (the hard time limit). With ``attempt``
@@ -205,9 +267,9 @@ class JobStore:
         state, token = self.redis.hmget(key, "state", "token")
         if state != JobState.RUNNING.value or not (token or "").startswith(attempt):
             return
-        self._end(job_id, token, JobState.FAILED, error=error.model_dump_json())
+        self.end(job_id, token, JobState.FAILED, error=error.model_dump_json())
 
-    def _end(self, job_id: str, token: str, state: JobState, pipeline: Pipeline | None = None,
+    def end(self, job_id: str, token: str, state: JobState, pipeline: Pipeline | None = None,
              **fields: str) -> Any:
         """End this attempt of a running job: True when it was this attempt's (with a
         ``pipeline``, that is its result)."""
@@ -219,21 +281,41 @@ class JobStore:
                                       args=args, client=pipeline)
         return done if pipeline is not None else bool(done)
 
-    def reap(self) -> list[str]:
-        """Mark queued again the running jobs whose lease lapsed (ending those whose cancel
-        was asked for as cancelled); returns the ids that need a message sent, after which
-        the caller must call ``requeued``. Sending one twice (two reapers, or a retry after a
-        failed send) is harmless: only one delivery claims it. One round trip for all."""
-        job_ids = list(self.redis.smembers(RUNNING))
-        pipe = self.redis.pipeline(transaction=False)
-        now = repr(time.time())
-        for job_id in job_ids:
-            self.scripts["reap"](keys=[job_key(job_id), lease_key(job_id), RUNNING],
-                                 args=[job_id, self.ttl, events_channel(job_id), now],
-                                 client=pipe)
-        outcomes = pipe.execute() if job_ids else []
+    def reap(self, grace: float = 0.0) -> list[str]:
+        """Mark queued again the running jobs whose lease has been lapsed for ``grace``
+        seconds, as this store saw it (ending those whose cancel was asked for as
+        cancelled); returns the ids that need a message sent, after which the caller must
+        call ``requeued``. The grace spares a live worker that Redis lost for a moment
+        (restarted, unreachable, full): it renews its leases as soon as Redis is back, and
+        a round that Redis failed starts the grace again. Sending one twice (two reapers, or
+        a retry after a failed send) is harmless: only one delivery claims it. A fixed
+        number of round trips, whatever the count."""
+        try:
+            job_ids = self._lapsed_for(grace)
+            pipe = self.redis.pipeline(transaction=False)
+            now = repr(time.time())
+            for job_id in job_ids:
+                self.scripts["reap"](keys=[job_key(job_id), lease_key(job_id), RUNNING],
+                                     args=[job_id, self.ttl, events_channel(job_id), now],
+                                     client=pipe)
+            outcomes = pipe.execute() if job_ids else []
+        except redis.RedisError:  # the owners could not renew either
+            self._lapsed_since.clear()
+            raise
         return [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True)
                 if outcome == "requeue"]
+
+    def _lapsed_for(self, grace: float) -> list[str]:
+        """The running jobs whose lease this store has seen lapsed for ``grace`` seconds."""
+        running = list(self.redis.smembers(RUNNING))
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in running:
+            pipe.exists(lease_key(job_id))
+        seen = time.monotonic()
+        self._lapsed_since = {job_id: self._lapsed_since.get(job_id, seen) for job_id, alive
+                              in zip(running, pipe.execute() if running else [], strict=True)
+                              if not alive}
+        return [job_id for job_id, since in self._lapsed_since.items() if seen - since >= grace]
 
     def requeued(self, job_ids: list[str]) -> None:
         """The lapsed jobs' messages are sent: they leave the running set (unless already
@@ -242,6 +324,39 @@ class JobStore:
         for job_id in job_ids:
             self.scripts["requeued"](keys=[job_key(job_id), RUNNING], args=[job_id], client=pipe)
             pipe.publish(events_channel(job_id), "requeued")
+        pipe.execute()
+
+    def orphans(self, older_than: float, limit: int = 1000) -> list[str]:
+        """Queued jobs submitted more than ``older_than`` seconds ago whose message is in no
+        queue and held by no worker (purged, deleted by hand, lost with Redis's memory): the
+        ids to send again (a sweep's member goes as a single job). One that a worker takes
+        while this looks may be named too: sending it again is harmless, the claim runs a
+        job once."""
+        cutoff = time.time() - older_than
+        pipe = self.redis.pipeline(transaction=False)
+        for approach in APPROACHES:
+            pipe.zrangebyscore(index_key(JobState.QUEUED.value, approach), "-inf", cutoff,
+                               start=0, num=limit)
+        candidates = [job_id for job_ids in pipe.execute() for job_id in job_ids][:limit]
+        for job_id in candidates:
+            pipe.hmget(job_key(job_id), "state", "queue", "sweep_id")
+        messages: dict[str, dict[str, list[str]]] = {}  # queue → message id → its job ids
+        for job_id, (state, queue, sweep_id) in zip(candidates, pipe.execute(), strict=True):
+            if state == JobState.QUEUED.value:
+                messages.setdefault(queue, {}).setdefault(sweep_id or job_id, []).append(job_id)
+        orphaned = []
+        for queue, by_message in messages.items():
+            missing = self.scripts["unsent"](keys=[*broker_lists(queue), BROKER_UNACKED],
+                                             args=list(by_message))
+            orphaned += [job_id for message_id in missing for job_id in by_message[message_id]]
+        return orphaned
+
+    def resent(self, job_ids: list[str]) -> None:
+        """Count the new message of each job sent again (``requeues``) and announce it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            self.scripts["resent"](keys=[job_key(job_id)], args=[events_channel(job_id)],
+                                   client=pipe)
         pipe.execute()
 
     def publish(self, job_id: str, event: str) -> None:

@@ -18,8 +18,8 @@ from redis.client import Pipeline
 
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState
 from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest, best_first, sweep_state
-from polyfit.store.jobs import JobStore, NoSuchJob, queued_job
-from polyfit.store.keys import JOBS, events_channel, job_key, lease_key, sweep_key
+from polyfit.store.jobs import JobStore, NoSuchJob
+from polyfit.store.keys import events_channel, job_key, sweep_key
 
 
 class NoSuchSweep(KeyError):
@@ -41,24 +41,21 @@ class SweepStore(JobStore):
         member_ids = [uuid.uuid4().hex for _ in members]
         pipe = self.redis.pipeline(transaction=True)
         for job_id, request in zip(member_ids, members, strict=True):
-            pipe.hset(job_key(job_id), mapping=queued_job(job_id, request, now, sweep_id))
-        pipe.zadd(JOBS, dict.fromkeys(member_ids, now))
+            self.add_queued(pipe, job_id, request, now, sweep_id)
         pipe.hset(sweep_key(sweep_id), mapping={
             "sweep_id": sweep_id, "queue": sweep.queue, "request": sweep.model_dump_json(),
             "members": json.dumps(member_ids), "submitted_at": repr(now), "attempts": 0})
         pipe.execute()
         return sweep_id, member_ids
 
-    def delete_sweep(self, sweep_id: str) -> None:
-        """Remove a sweep and its members (when its message could not be sent)."""
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Remove a sweep and its members, whatever their state (running ones stop, as
+        ``delete`` says); returns how many members were still held."""
         member_ids = self.member_ids(sweep_id)
-        pipe = self.redis.pipeline()
-        for job_id in member_ids:
-            pipe.delete(job_key(job_id), lease_key(job_id))
-        if member_ids:
-            pipe.zrem(JOBS, *member_ids)
-        pipe.delete(sweep_key(sweep_id))
-        pipe.execute()
+        held = sum(state != "missing" for state in self.delete(member_ids))
+        self.redis.delete(sweep_key(sweep_id))
+        self.redis.publish(events_channel(sweep_id), "deleted")
+        return held
 
     def is_sweep(self, sweep_id: str) -> bool:
         return bool(self.redis.exists(sweep_key(sweep_id)))
@@ -87,6 +84,7 @@ class SweepStore(JobStore):
             request=json.loads(fields["request"]), submitted_at=float(fields["submitted_at"]),
             started_at=_float(fields.get("started_at")),
             finished_at=max(finished) if state.finished and finished else None,
+            expires_at=_float(fields.get("expires_at")),
             worker=fields.get("worker"), device=fields.get("device"),
             attempts=int(fields.get("attempts", 0)), fit_seconds=_float(fields.get("fit_seconds")),
             progress=json.loads(fields["progress"]) if "progress" in fields else None,
@@ -166,10 +164,10 @@ class SweepStore(JobStore):
         """Record each member's outcome: a result, or (error, history so far, cancelled)."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id, result in results.items():
-            self._end(job_id, token, JobState.SUCCEEDED, pipe, result=result.model_dump_json())
+            self.end(job_id, token, JobState.SUCCEEDED, pipe, result=result.model_dump_json())
         for job_id, (error, history, cancelled) in failures.items():
             state = JobState.CANCELLED if cancelled else JobState.FAILED
-            self._end(job_id, token, state, pipe, error=error.model_dump_json(),
+            self.end(job_id, token, state, pipe, error=error.model_dump_json(),
                       partial_history=json.dumps(list(history)))
         pipe.execute()
 
@@ -186,7 +184,9 @@ class SweepStore(JobStore):
         """Give the sweep the result TTL its finished members have (if one is set): when its
         batch ends, and when no batch will run (its members cancelled or refused)."""
         if self.ttl:
-            (pipeline or self.redis).expire(sweep_key(sweep_id), self.ttl)
+            client = pipeline or self.redis
+            client.expire(sweep_key(sweep_id), self.ttl)
+            client.hset(sweep_key(sweep_id), "expires_at", repr(time.time() + self.ttl))
 
 
 def _member(record: JobRecord) -> SweepMember:

@@ -75,3 +75,8 @@ def test_kombu_channel_methods_the_transport_overrides() -> None:
     consume = inspect.signature(virtual.Channel.basic_consume)
     assert list(consume.parameters)[:5] == ["self", "queue", "no_ack", "callback", "consumer_tag"]
     assert "self.connection_errors = " in inspect.getsource(kombu_redis.Channel.__init__)
+    assert kombu_redis.Channel.QoS is kombu_redis.QoS
+    assert kombu_compat.Channel.QoS is kombu_compat.QoS
+    remove = inspect.signature(kombu_redis.QoS._remove_from_indices)
+    assert list(remove.parameters) == ["self", "delivery_tag", "pipe"]
+    assert "return pipe.zrem(" in inspect.getsource(kombu_redis.QoS._remove_from_indices)

@@ -6,6 +6,7 @@ get a 2 s lease so that a lost worker's job is re-queued within seconds.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -175,6 +176,30 @@ def test_worker_survives_redis_loss_mid_job_and_keeps_consuming(tmp_path, start_
         server.stop()
 
 
+def test_redis_blips_cost_a_running_job_no_attempt(tmp_path, start_worker):
+    """Three Redis restarts of about a second each during a job with a 2 s lease: its worker
+    lives, so the job ends on its first attempt, never re-queued (each blip used to cost an
+    attempt, and three failed a healthy job as WorkerLost)."""
+    server = EmbeddedRedis(directory=tmp_path / "aof", appendonly=True).start()
+    try:
+        client = PolyfitClient(server.url)
+        worker = start_worker(server.url, env=FAST)
+        ready(client)
+        job_id = client.submit(LONG)
+        running(client, job_id)
+        for _ in range(3):
+            server.kill()
+            time.sleep(1)
+            server.start()
+            time.sleep(2)
+        record = client.wait(job_id, timeout=120)
+        assert record.state == JobState.SUCCEEDED, record.error
+        assert (record.attempts, record.requeues) == (1, 0)
+        assert worker.alive()
+    finally:
+        server.stop()
+
+
 def test_unreachable_redis_exits_4_with_one_line():
     url = f"redis://127.0.0.1:{free_port()}/0"
     for args in (["status", "x"], ["submit", "--approach", "numpy"], ["wait", "x"]):
@@ -192,6 +217,38 @@ def test_full_redis_refuses_a_submit_with_exit_4(redis_server):
     assert done.returncode == 4, done.stderr
     assert "refused a write" in done.stderr and "maxmemory" in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_full_redis_writes_nothing_half_and_its_worker_finishes_once_freed(
+        redis_server, start_worker):
+    """Redis at maxmemory (noeviction) for 10 s while a job runs with a 2 s lease: a submit
+    exits 4 and leaves no record and no message; the worker keeps running (a refused
+    acknowledgement stopped it) and, once memory frees, records its job's result on its
+    first attempt, then runs the next job."""
+    client = PolyfitClient(redis_server.url)
+    worker = start_worker(redis_server.url, env=FAST)
+    ready(client)
+    job_id = client.submit(RERUN)
+    running(client, job_id)
+    store = client.store.redis
+    keys = set(store.keys("*"))
+
+    store.config_set("maxmemory", 1)
+    try:
+        done = cli("--redis-url", redis_server.url, "submit", "--approach", "numpy")
+        assert done.returncode == 4 and "refused a write" in done.stderr, done.stderr
+        assert {key for key in store.keys("*") if key.startswith("polyfit:job:")} == {
+            key for key in keys if key.startswith("polyfit:job:")}
+        assert store.llen("cpu") == 0
+        time.sleep(10)
+        assert worker.alive()
+    finally:
+        store.config_set("maxmemory", 0)
+
+    record = client.wait(job_id, timeout=90)
+    assert record.state == JobState.SUCCEEDED and (record.attempts, record.requeues) == (1, 0)
+    assert client.wait(client.submit(SMALL), timeout=60).state == JobState.SUCCEEDED
+    assert worker.alive()
 
 
 @pytest.fixture
@@ -324,7 +381,7 @@ def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
     store.redis.hset(job_key(job_id), "token", "attempt-2")  # another attempt took over
     assert not store.progress(job_id, "attempt-1", 20, 100, 1.0)
     assert store.get(job_id).progress.step == 10
-    store.delete(job_id)
+    store.delete([job_id])
     assert not store.progress(job_id, "attempt-2", 30, 100, 0.5)
     assert not store.redis.exists(job_key(job_id))
 
@@ -458,3 +515,45 @@ def test_a_sweep_delivered_again_while_its_members_run_elsewhere_keeps_its_recor
         store.fail(job_id, "batch-1", JobError(type="Boom", message="ended"), [])
     sweep_tasks.run_sweep_job(sweep_id, sweep.model_dump(mode="json"), "w2")
     assert 0 < store.redis.ttl(sweep_key(sweep_id)) <= 60
+
+
+def test_jobs_of_a_purged_queue_are_sent_again_within_a_minute(redis_server, start_worker):
+    """``celery purge`` (as Celery's docs teach) with three jobs queued and no worker: a
+    worker started afterwards runs all three, within POLYFIT_ORPHAN_SECONDS (the default,
+    60 s), each once. They stayed queued for good before."""
+    import subprocess
+
+    from conftest import BIN
+
+    client = PolyfitClient(redis_server.url)
+    jobs = [client.submit(SMALL) for _ in range(3)]
+    purge = subprocess.run([str(BIN / "celery"), "-A", "polyfit.worker.service.app", "purge",
+                            "-Q", "cpu", "-f"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "POLYFIT_REDIS_URL": redis_server.url})
+    assert purge.returncode == 0 and "Purged 3 messages" in purge.stdout, purge.stderr
+    purged_at = time.time()
+    worker = start_worker(redis_server.url)
+    for job_id in jobs:
+        record = client.wait(job_id, timeout=75)
+        assert record.state == JobState.SUCCEEDED and (record.attempts, record.requeues) == (1, 1)
+        assert record.started_at - purged_at < 60
+    assert "sent again 3 queued job(s) whose message was gone" in worker.log()
+
+
+def test_messages_deleted_by_hand_are_sent_again(redis_server, start_worker):
+    """A job and a sweep whose messages were deleted from Redis by hand: their records say
+    queued, no message says so; ``orphans`` names them (and nothing while the messages
+    wait), and a worker runs them, the sweep's members as single jobs."""
+    from polyfit.models.sweep import SweepRequest
+
+    client = PolyfitClient(redis_server.url)
+    job_id = client.submit(SMALL)
+    sweep_id = client.sweep(SweepRequest(base=SMALL, learning_rates=[1e-6, 2e-6]))
+    members = client.store.member_ids(sweep_id)
+    assert client.store.orphans(0) == []
+    client.store.redis.delete("cpu")
+    assert sorted(client.store.orphans(0)) == sorted([job_id, *members])
+    start_worker(redis_server.url, env={"POLYFIT_ORPHAN_SECONDS": "4"})
+    assert client.wait(job_id, timeout=60).state == JobState.SUCCEEDED
+    assert client.wait_sweep(sweep_id, timeout=60).state == JobState.SUCCEEDED
+    assert client.store.orphans(0) == []

@@ -13,6 +13,7 @@ import pytest
 from conftest import BIN, cli
 from polyfit.client import JobFailed, JobNotFound, PolyfitClient
 from polyfit.models import APPROACHES, FitRequest, JobState
+from polyfit.models.job import iso_time
 
 pytestmark = pytest.mark.integration
 
@@ -165,18 +166,24 @@ def test_list_newest_first_and_filtered(service, redis_server):
                "--json").stdout.strip() == "[]"
 
 
-def test_results_keep_unless_ttl_is_set(redis_server, start_worker):
-    """A job finished by a worker with POLYFIT_RESULT_TTL expires; one finished by a worker
-    without it is kept (each worker alone on the queue when its job runs)."""
-    expiring = start_worker(redis_server.url, env={"POLYFIT_RESULT_TTL": "60"})
+def test_results_expire_after_the_retention_unless_it_is_zero(redis_server, start_worker):
+    """A job finished by a default worker expires after a week, and its document says when;
+    one finished by a worker with POLYFIT_RESULT_TTL=0 is kept (each worker alone on the
+    queue when its job runs)."""
+    default = start_worker(redis_server.url)
     client = PolyfitClient(redis_server.url)
     job_id = client.submit(FitRequest(approach="exact"))
-    client.wait(job_id, timeout=60)
-    assert 0 < client.store.redis.ttl(f"polyfit:job:{job_id}") <= 60
-    expiring.stop()
-    start_worker(redis_server.url)
+    record = client.wait(job_id, timeout=60)
+    week = 7 * 24 * 3600
+    assert week - 60 < client.store.redis.ttl(f"polyfit:job:{job_id}") <= week
+    assert record.expires_at == pytest.approx(record.finished_at + week, abs=1)
+    document = json.loads(cli("--redis-url", redis_server.url, "status", job_id,
+                              "--json").stdout)
+    assert document["expires_at"] == iso_time(record.expires_at)
+    default.stop()
+    start_worker(redis_server.url, env={"POLYFIT_RESULT_TTL": "0"})
     other = client.submit(FitRequest(approach="exact"))
-    client.wait(other, timeout=60)
+    assert client.wait(other, timeout=60).expires_at is None
     assert client.store.redis.ttl(f"polyfit:job:{other}") == -1
 
 

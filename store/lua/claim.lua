@@ -7,15 +7,17 @@ local function claim()
   if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'leased' end
   local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
   if attempts >= tonumber(ARGV[6]) then
-    redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[4], 'error',
+    set_state(KEYS[1], ARGV[1], 'failed')
+    redis.call('HSET', KEYS[1], 'finished_at', ARGV[4], 'error',
       cjson.encode({type='WorkerLost', message='the worker running this job was lost ' ..
       attempts .. ' times; giving up'}))
     redis.call('SREM', KEYS[3], ARGV[1])
-    if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[9]) end
+    expire(KEYS[1], ARGV[9], ARGV[4])
     return 'failed'
   end
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[2], 'started_at', ARGV[4],
+  set_state(KEYS[1], ARGV[1], 'running')
+  redis.call('HSET', KEYS[1], 'token', ARGV[2], 'started_at', ARGV[4],
     'worker', ARGV[5], 'attempts', attempts + 1)
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'device', ARGV[8]) end
   redis.call('SADD', KEYS[3], ARGV[1])

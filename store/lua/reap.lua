@@ -8,16 +8,17 @@ if state == 'queued' then return 'requeue' end
 if state ~= 'running' then redis.call('SREM', KEYS[3], ARGV[1]); return 'gone' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[4], 'error',
+  set_state(KEYS[1], ARGV[1], 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[4], 'error',
     cjson.encode({type='Cancelled', message='cancelled; its worker stopped answering ' ..
     'before it could stop the fit'}))
   redis.call('HDEL', KEYS[1], 'token')
   redis.call('SREM', KEYS[3], ARGV[1])
-  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+  expire(KEYS[1], ARGV[2], ARGV[4])
   redis.call('PUBLISH', ARGV[3], 'cancelled')
   return 'cancelled'
 end
-redis.call('HSET', KEYS[1], 'state', 'queued')
+set_state(KEYS[1], ARGV[1], 'queued')
 redis.call('HINCRBY', KEYS[1], 'requeues', 1)
 redis.call('HDEL', KEYS[1], 'token')
 return 'requeue'

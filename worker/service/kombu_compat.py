@@ -6,12 +6,17 @@ Celery's own handler chokes on, raise out of the event loop and stop the worker.
 drops those instead (and releases the prefetch slot, else the worker would stop consuming),
 and refuses a ``timelimit`` header that is not two positive numbers (or nulls) before Celery
 reads it: its pool arms timers with it in the main process, where strings stop the worker
-and a single number takes a pool slot for good.
+and a single number takes a pool slot for good. ``QoS`` acknowledges outside a transaction:
+a full Redis (maxmemory) refuses every command queued in MULTI, deletions too, and a refused
+acknowledgement stopped the worker; ZREM and HDEL alone are allowed, and free memory.
 
 Private names used: ``kombu.transport.redis.Channel._brpop_read(**options)`` (pops one item
 and hands it to the consumer's callback; raises ``queue.Empty`` when there is none) and
 ``Channel.basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)`` (public in AMQP
-terms, but its callback contract is the transport's own).
+terms, but its callback contract is the transport's own);
+``kombu.transport.redis.QoS._remove_from_indices(delivery_tag, pipe=None)`` (queues the
+deletion of an acknowledged message on ``pipe``, by default a transaction of its own; the
+caller executes it).
 """
 
 from __future__ import annotations
@@ -27,8 +32,21 @@ from polyfit.worker.service.refusals import fail_job_of, time_limit_problem
 log = logging.getLogger("polyfit.worker")
 
 
+class QoS(kombu_redis.QoS):
+    """Kombu's unacked-message bookkeeping, acknowledging even when Redis is full."""
+
+    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
+        if pipe is not None:
+            return super()._remove_from_indices(delivery_tag, pipe)
+        with self.channel.conn_or_acquire() as client:
+            return super()._remove_from_indices(delivery_tag, client.pipeline(transaction=False))
+
+
 class Channel(kombu_redis.Channel):
-    """Kombu's Redis channel, but one malformed queue item cannot stop the worker."""
+    """Kombu's Redis channel, but one malformed queue item cannot stop the worker, nor a
+    full Redis an acknowledgement."""
+
+    QoS = QoS
 
     def _brpop_read(self, **options: Any) -> bool:
         try:

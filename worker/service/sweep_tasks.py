@@ -16,7 +16,6 @@ import time
 import uuid
 from typing import Any
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 from pydantic import ValidationError
@@ -30,7 +29,14 @@ from polyfit.worker.engine.fit import Cancelled, TimeLimitExceeded
 from polyfit.worker.engine.run import resolve_device
 from polyfit.worker.engine.sweep import run_sweep
 from polyfit.worker.engine.threads import use_threads_for
-from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
+from polyfit.worker.service.app import (
+    RETRY_TRANSIENT,
+    app,
+    settings,
+    store,
+    unless_away,
+    until_written,
+)
 from polyfit.worker.service.tasks import THREADS, leases, task_arguments
 
 log = logging.getLogger("polyfit.worker")
@@ -121,8 +127,6 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
     except SoftTimeLimitExceeded:
         _fail_all(member_ids, token, report, JobError(type="TimeLimitExceeded",
                                                       message="time limit exceeded"))
-    except (redis.ConnectionError, redis.TimeoutError):
-        raise  # infrastructure: the task retries with backoff
     except Exception as error:  # a deterministic failure of this batch: record it, no retry
         log.exception("sweep %s failed", sweep_id)
         _fail_all(member_ids, token, report, JobError(type=type(error).__name__,
@@ -131,7 +135,8 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
         _record(member_ids, token, results, report)
     finally:
         leases.release(member_ids)
-        sweeps.finish_sweep(sweep_id, time.perf_counter() - started)
+        fit_seconds = time.perf_counter() - started
+        until_written(lambda: sweeps.finish_sweep(sweep_id, fit_seconds), f"sweep {sweep_id}")
 
 
 class _Progress:
@@ -152,13 +157,15 @@ class _Progress:
             members = {job_id: loss for job_id, loss in zip(self.member_ids, losses, strict=True)
                        if loss is not None}
         live = [loss for loss in losses if loss is not None]
-        store().sweep_progress(self.sweep_id, self.token, step, self.steps,
-                               min(live, default=None), len(live), members)
+        unless_away(lambda: store().sweep_progress(self.sweep_id, self.token, step, self.steps,
+                                                   min(live, default=None), len(live), members),
+                    None, f"sweep {self.sweep_id} progress")
 
 
 def _stops(member_ids: list[str]) -> set[int]:
     """Rows whose cancel was asked for, or whose lease another attempt now holds."""
-    flags = store().cancels_requested(member_ids)
+    flags = unless_away(lambda: store().cancels_requested(member_ids), [False] * len(member_ids),
+                        "sweep cancel check")
     return {row for row, (job_id, flag) in enumerate(zip(member_ids, flags, strict=True))
             if flag or leases.lost(job_id)}
 
@@ -176,7 +183,7 @@ def _record(member_ids: list[str], token: str, results: list[FitResult | None],
         stop = report.stopped[row]
         failed[job_id] = (JobError(type=type(stop).__name__, message=str(stop)),
                           report.histories[row], isinstance(stop, Cancelled))
-    store().finish_members(token, succeeded, failed)
+    until_written(lambda: store().finish_members(token, succeeded, failed), "sweep members' end")
 
 
 def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: JobError) -> None:
@@ -188,4 +195,4 @@ def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: Job
                               report.histories[row], isinstance(stop, Cancelled))
         else:
             failed[job_id] = (error, report.histories[row], False)
-    store().finish_members(token, {}, failed)
+    until_written(lambda: store().finish_members(token, {}, failed), "sweep members' end")

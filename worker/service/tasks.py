@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import redis
@@ -24,7 +25,14 @@ from polyfit.worker.engine.run import DeviceUnavailable, resolve_device, run_fit
 from polyfit.worker.engine.threads import process_share, use_threads_for
 from polyfit.worker.engine.torch_compat import load_dynamo
 from polyfit.worker.engine.warm import warm_up
-from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
+from polyfit.worker.service.app import (
+    RETRY_TRANSIENT,
+    app,
+    settings,
+    store,
+    unless_away,
+    until_written,
+)
 from polyfit.worker.service.memory import keep_freed_memory
 
 log = logging.getLogger("polyfit.worker")
@@ -164,7 +172,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         return
     if request.seed is None:  # drawn by the first attempt; a re-delivery runs the same seed
         request = with_seed(jobs.get(job_id).fit_request)
-        jobs.set_request(job_id, request)
+        until_written(lambda: jobs.set_request(job_id, request), f"job {job_id}")
 
     leases.hold([job_id], token)
     last_progress = 0.0
@@ -174,10 +182,12 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         now = time.monotonic()
         if now - last_progress >= settings.progress_interval:
             last_progress = now
-            jobs.progress(job_id, token, step, request.steps, loss)
+            unless_away(lambda: jobs.progress(job_id, token, step, request.steps, loss), None,
+                        f"job {job_id} progress")
 
     def cancel_requested() -> bool:
-        return leases.lost(job_id) or jobs.cancel_requested(job_id)
+        return leases.lost(job_id) or unless_away(lambda: jobs.cancel_requested(job_id), False,
+                                                  f"job {job_id} cancel check")
 
     report = Report(request.record_every or 1, request.steps or 0, on_progress,
                     cancel_requested, settings.soft_time_limit)
@@ -185,21 +195,22 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     try:
         result = run_fit(request, report, device, settings.compile)
     except Cancelled as stop:
-        jobs.fail(job_id, token, JobError(type="Cancelled", message=str(stop)), stop.history,
-                  cancelled=True)
+        end = partial(jobs.fail, job_id, token, JobError(type="Cancelled", message=str(stop)),
+                      stop.history, cancelled=True)
     except FitStopped as stop:
-        jobs.fail(job_id, token, JobError(type=type(stop).__name__, message=str(stop)),
-                  stop.history)
+        end = partial(jobs.fail, job_id, token,
+                      JobError(type=type(stop).__name__, message=str(stop)), stop.history)
     except SoftTimeLimitExceeded:
-        jobs.fail(job_id, token, JobError(type="TimeLimitExceeded",
-                                          message="time limit exceeded"), report.history)
-    except (redis.ConnectionError, redis.TimeoutError):
-        raise  # infrastructure: the task retries with backoff
+        end = partial(jobs.fail, job_id, token,
+                      JobError(type="TimeLimitExceeded", message="time limit exceeded"),
+                      report.history)
     except Exception as error:  # a deterministic failure of this job: record it, do not retry
         log.exception("job %s failed", job_id)
-        jobs.fail(job_id, token, JobError(type=type(error).__name__, message=str(error)),
-                  report.history)
+        end = partial(jobs.fail, job_id, token,
+                      JobError(type=type(error).__name__, message=str(error)), report.history)
     else:
-        jobs.succeed(job_id, token, result)
+        end = partial(jobs.succeed, job_id, token, result)
+    try:
+        until_written(end, f"job {job_id} end")
     finally:
         leases.release([job_id])
