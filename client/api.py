@@ -55,6 +55,9 @@ class PolyfitClient:
         url = redacted(self.redis_url)
         try:
             yield
+        except redis.exceptions.NoPermissionError as error:
+            raise RedisUnavailable(f"Redis at {url} refused polyfit's user ({error}) — grant "
+                                   "it the ACL in docs/SECURITY.md") from error
         except redis.AuthenticationError as error:
             raise RedisUnavailable(f"Redis at {url} refused the credentials ({error}) — check "
                                    "the password in POLYFIT_REDIS_URL") from error
@@ -70,6 +73,13 @@ class PolyfitClient:
                                    " — check the host and port in POLYFIT_REDIS_URL") from error
         except (redis.ConnectionError, redis.TimeoutError, OperationalError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if "no permissions" in reason:  # kombu's wrapping of a NoPermissionError
+                raise RedisUnavailable(f"Redis at {url} refused polyfit's user ({reason}) — "
+                                       "grant it the ACL in docs/SECURITY.md") from error
+            if "CERTIFICATE_VERIFY_FAILED" in reason:
+                raise RedisUnavailable(
+                    f"Redis at {url} is unreachable ({reason}) — name the CA that signed its "
+                    "certificate: ?ssl_ca_certs=PATH in POLYFIT_REDIS_URL") from error
             raise RedisUnavailable(
                 f"Redis at {url} is unreachable ({reason}) — start it with "
                 "`docker compose up -d` or `polyfit-local up`, or set POLYFIT_REDIS_URL"
