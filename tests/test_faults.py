@@ -368,6 +368,28 @@ def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(
     assert 0 < store.redis.ttl(f"polyfit:job:{job_id}") <= 60
 
 
+def test_max_attempts_counts_real_worker_deaths(redis_server, start_worker):
+    """POLYFIT_MAX_ATTEMPTS=2: the worker running the job SIGKILLed twice (a new worker each
+    time); the third worker fails the job as WorkerLost on its claim, attempts 2."""
+    env = {**FAST, "POLYFIT_MAX_ATTEMPTS": "2"}
+    client = PolyfitClient(redis_server.url)
+    job_id = client.submit(LONG)
+    for attempt in (1, 2):
+        worker = start_worker(redis_server.url, env=env, name=f"dies{attempt}")
+        def mid_fit(attempt: int = attempt) -> bool:
+            record = client.status(job_id)
+            return record.attempts == attempt and record.progress is not None
+
+        eventually(mid_fit, 90, f"attempt {attempt}")
+        worker.signal(signal.SIGKILL)
+    start_worker(redis_server.url, env=env, name="last")
+    with pytest.raises(JobFailed, match="WorkerLost"):
+        client.wait(job_id, timeout=90)
+    record = client.status(job_id)
+    assert (record.state, record.error.type, record.attempts) == (JobState.FAILED,
+                                                                  "WorkerLost", 2)
+
+
 def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
     """A stale attempt (its lease taken over) or one whose job record expired writes no
     progress: it would overwrite the new attempt's, or leave a hash that is no job."""
@@ -557,3 +579,42 @@ def test_messages_deleted_by_hand_are_sent_again(redis_server, start_worker):
     assert client.wait(job_id, timeout=60).state == JobState.SUCCEEDED
     assert client.wait_sweep(sweep_id, timeout=60).state == JobState.SUCCEEDED
     assert client.store.orphans(0) == []
+
+
+BLOCKED_WORKER = """
+import time
+import polyfit.worker.service.tasks as tasks
+tasks.run_fit = lambda *args, **kwargs: time.sleep(3600)  # stuck where no cancel reaches
+from polyfit.worker.service.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_a_fit_blocked_past_the_hard_limit_ends_its_in_process_pool_worker(
+        redis_server, tmp_path, pool):
+    """The solo and threads pools have no Celery hard limit: a fit blocked in a call that
+    checks no cancel (a sleep standing in for a stuck kernel or lock) is failed "time limit
+    exceeded (hard)" and the worker process exits 75 for its supervisor to restart it."""
+    import subprocess
+    import sys
+
+    from polyfit.worker.service.watchdog import EXIT_HARD_LIMIT
+
+    env = {**os.environ, "POLYFIT_REDIS_URL": redis_server.url, "CUDA_VISIBLE_DEVICES": "",
+           "POLYFIT_SOFT_TIME_LIMIT": "1", "POLYFIT_HARD_TIME_LIMIT": "3",
+           "POLYFIT_WARM_UP": "0"}
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-c", BLOCKED_WORKER, "--queues", "cpu",
+                               "--pool", pool, "--concurrency", "1"], env=env,
+                              stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    try:
+        client = PolyfitClient(redis_server.url)
+        job_id = client.submit(SMALL)
+        with pytest.raises(JobFailed, match=r"time limit exceeded \(3 s, hard\)"):
+            client.wait(job_id, timeout=90)
+        assert worker.wait(30) == EXIT_HARD_LIMIT, log.read_text()
+        assert "ran past the hard time limit" in log.read_text()
+    finally:
+        worker.kill()
+        worker.wait()

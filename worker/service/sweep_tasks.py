@@ -38,6 +38,7 @@ from polyfit.worker.service.app import (
     until_written,
 )
 from polyfit.worker.service.tasks import THREADS, leases, task_arguments
+from polyfit.worker.service.watchdog import watchdog
 
 log = logging.getLogger("polyfit.worker")
 MEMBER_PROGRESS_SECONDS = 1.0  # member records are written less often than the sweep's
@@ -111,6 +112,7 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
     """Fit the claimed members as one batch and record every member's outcome."""
     sweeps = store()
     leases.hold(member_ids, token)
+    watchdog.watch(member_ids, token)
     base = requests[0]
     steps = base.steps or 0  # exact takes none
     progress = _Progress(sweep_id, token, member_ids, steps)
@@ -134,6 +136,7 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
     else:
         _record(member_ids, token, results, report)
     finally:
+        watchdog.forget(member_ids)
         leases.release(member_ids)
         fit_seconds = time.perf_counter() - started
         until_written(lambda: sweeps.finish_sweep(sweep_id, fit_seconds), f"sweep {sweep_id}")

@@ -34,6 +34,7 @@ from polyfit.worker.service.app import (
     until_written,
 )
 from polyfit.worker.service.memory import keep_freed_memory
+from polyfit.worker.service.watchdog import watchdog
 
 log = logging.getLogger("polyfit.worker")
 
@@ -52,11 +53,14 @@ def warm_pool_process(**_: Any) -> None:
 
 
 @worker_init.connect
-def warm_main_process(sender: Any, **_: Any) -> None:
+def prepare_main_process(sender: Any, **_: Any) -> None:
     """Solo and threads pools run their jobs in the main process: it warms before it
-    consumes."""
+    consumes, and watches its fits' hard time limit itself (watchdog.py)."""
     pool = sender.pool_cls if isinstance(sender.pool_cls, str) else sender.pool_cls.__module__
-    if settings.warm_up and "prefork" not in pool:
+    if "prefork" in pool:
+        return
+    watchdog.start(store(), settings.hard_time_limit)
+    if settings.warm_up:
         _warm()
 
 
@@ -175,6 +179,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         until_written(lambda: jobs.set_request(job_id, request), f"job {job_id}")
 
     leases.hold([job_id], token)
+    watchdog.watch([job_id], token)
     last_progress = 0.0
 
     def on_progress(step: int, loss: float) -> None:
@@ -210,6 +215,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
                       JobError(type=type(error).__name__, message=str(error)), report.history)
     else:
         end = partial(jobs.succeed, job_id, token, result)
+    watchdog.forget([job_id])  # the fit is over: waiting to record it is no hang
     try:
         until_written(end, f"job {job_id} end")
     finally:
