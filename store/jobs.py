@@ -162,10 +162,10 @@ class JobStore:
             for job_id, _, _ in batch:
                 pipe.hgetall(job_key(job_id))
             for (job_id, _, key), fields in zip(batch, pipe.execute(), strict=True):
-                if fields:
-                    found.append(JobRecord.from_hash(fields))
-                else:  # expired (POLYFIT_RESULT_TTL)
+                if not fields:  # expired (POLYFIT_RESULT_TTL)
                     self.redis.zrem(key, job_id)
+                elif not states or fields.get("state") in states:  # not moved on meanwhile
+                    found.append(JobRecord.from_hash(fields))
         return found
 
     def _newest_in(self, key: str, page: int) -> Iterator[tuple[str, float, str]]:
