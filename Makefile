@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
-	$(BIN)/pip install --quiet -e '.[worker,embedded,plot,dev]'
+	$(BIN)/pip install --quiet -e '.[worker,embedded,plot,api,dev]'
 	touch $@
 
 run: $(BIN)/.installed
@@ -55,6 +55,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/records.py --sizes 10000 100000
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     warm_up: bool = Field(
         True, description="fit every approach briefly in each worker process before its first "
         "job, so that the first job runs as fast as the tenth (worker/engine/warm.py)")
+    api_tokens: str | None = Field(
+        None, description="bearer tokens the HTTP API accepts, comma-separated (polyfit-api)")
+    api_tokens_file: str | None = Field(
+        None, description="a file of more API tokens, one per line")
+    api_rate_limit: int = Field(600, ge=1, description="API requests per token per minute")
+    api_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="the largest API request body (inline data "
+        "at POLYFIT_MAX_POINTS takes a few MB)")
     heartbeat_file: str | None = Field(
         None, description="a file the worker's main loop touches every few seconds, for a "
         "liveness probe (worker/service/heartbeat.py)")

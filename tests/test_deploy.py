@@ -26,7 +26,7 @@ SPEC = ROOT / "tests" / "data" / "compose-spec.json"  # vendored; its $comment n
 COMPOSE_FILES = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("*.yml"))]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-PACKAGES = ("models", "store", "worker", "client")  # folders, installed as polyfit.*
+PACKAGES = ("models", "store", "worker", "client", "api")  # folders, installed as polyfit.*
 VARIABLE = re.compile(r"\$(\$|\{|\w+)")
 
 

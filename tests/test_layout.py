@@ -19,7 +19,7 @@ def test_the_folders_install_as_polyfit_and_nothing_else(tmp_path: Path) -> None
                   "PolyfitClient; from polyfit.store import JobStore; import polyfit.worker",
                   tmp_path)
     assert done.returncode == 0, done.stderr
-    for name in ("models", "store", "worker", "client"):
+    for name in ("models", "store", "worker", "client", "api"):
         done = python(f"import {name}", tmp_path)
         assert done.returncode != 0 and "No module named" in done.stderr, name
 

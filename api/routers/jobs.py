@@ -1,0 +1,96 @@
+"""``/api/jobs``: submit, read, list, cancel, delete, and follow a job as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from polyfit.api.dependencies import client
+from polyfit.client import PolyfitClient
+from polyfit.client.errors import JobNotFound
+from polyfit.models import FitRequest, JobState
+from polyfit.models.request import Approach
+from polyfit.store.keys import events_channel
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+Client = Annotated[PolyfitClient, Depends(client)]
+KEEP_ALIVE_SECONDS = 15.0
+
+
+class Submitted(BaseModel):
+    job_id: str
+
+
+class Outcome(BaseModel):
+    job_id: str
+    outcome: str  # cancel: cancelled, requested, already <state>; delete: deleted
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def submit(request: FitRequest, polyfit: Client) -> Submitted:
+    """Queue a fit; the body is a FitRequest, as ``polyfit-client submit --request`` takes."""
+    return Submitted(job_id=polyfit.submit(request))
+
+
+@router.get("")
+def list_jobs(polyfit: Client, state: JobState | None = None,
+              approach: Approach | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+    """Jobs newest first, as ``polyfit-client list --json`` prints them."""
+    return [record.to_document()
+            for record in polyfit.list(state.value if state else None, approach, limit)]
+
+
+@router.get("/{job_id}")
+def job(job_id: str, polyfit: Client) -> dict[str, Any]:
+    """The document ``polyfit-client status --json`` prints."""
+    return polyfit.status(job_id).to_document()
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job_id: str, polyfit: Client) -> Outcome:
+    return Outcome(job_id=job_id, outcome=polyfit.cancel(job_id))
+
+
+@router.delete("/{job_id}")
+def delete(job_id: str, polyfit: Client) -> Outcome:
+    """Delete a job whatever its state (a running one stops first)."""
+    if polyfit.delete([job_id])[job_id] == "missing":
+        raise JobNotFound(f"job {job_id} not found")
+    return Outcome(job_id=job_id, outcome="deleted")
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse)
+def events(job_id: str, polyfit: Client) -> StreamingResponse:
+    """Server-Sent Events: a ``job`` event with the job's document at once and at each change
+    of state or progress, until it ends; comments keep the connection alive meanwhile."""
+    polyfit.status(job_id)  # 404 before the stream starts
+    return StreamingResponse(_follow(job_id, polyfit), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+def _follow(job_id: str, polyfit: PolyfitClient) -> Iterator[str]:
+    subscription = polyfit.store.redis.pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(events_channel(job_id))
+    try:
+        sent = None
+        while True:
+            try:
+                document = polyfit.status(job_id).to_document()
+            except JobNotFound:  # deleted meanwhile
+                yield "event: deleted\ndata: {}\n\n"
+                return
+            if document != sent:
+                sent = document
+                yield f"event: job\ndata: {json.dumps(document)}\n\n"
+            if JobState(document["state"]).finished:
+                return
+            if subscription.get_message(timeout=KEEP_ALIVE_SECONDS) is None:
+                yield ": waiting\n\n"
+    finally:
+        subscription.close()

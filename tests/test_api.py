@@ -1,0 +1,163 @@
+"""The HTTP API (``polyfit-api``) as a user meets it: a real Redis, a real worker, the API
+served by uvicorn in its own process, called with httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import BIN, Worker, cli
+from polyfit.client.embedded import EmbeddedRedis, free_port
+
+pytestmark = pytest.mark.integration
+
+TOKEN, OTHER, FROM_FILE = "token-one", "token-two", "token-from-file"
+SMALL = {"approach": "numpy", "steps": 5, "seed": 1}
+
+
+class Api:
+    """Redis, one worker and ``polyfit-api`` on a free port, shared by this module's tests."""
+
+    def __init__(self, directory: Path) -> None:
+        self.server = EmbeddedRedis(directory=directory / "redis").start()
+        self.worker = Worker(self.server.url, directory / "worker.log").wait_ready()
+        tokens = directory / "tokens"
+        tokens.write_text(f"{FROM_FILE}\n")
+        self.log = directory / "api.log"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "POLYFIT_REDIS_URL": self.server.url,
+               "POLYFIT_API_TOKENS": f"{TOKEN},{OTHER}", "POLYFIT_API_TOKENS_FILE": str(tokens),
+               "POLYFIT_API_RATE_LIMIT": "100", "POLYFIT_API_MAX_BODY_BYTES": "65536"}
+        self.process = subprocess.Popen(
+            [str(BIN / "polyfit-api"), "--port", self.url.rsplit(":", 1)[1]], env=env,
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=self.url, timeout=30,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "polyfit-api did not start"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        self.process.wait(20)
+        self.worker.stop()
+        self.server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory) -> Iterator[Api]:
+    service = Api(tmp_path_factory.mktemp("api"))
+    yield service
+    service.close()
+
+
+def submit(api: Api, body: dict) -> str:
+    response = api.http.post("/api/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
+
+
+def follow(api: Api, job_id: str) -> list[dict]:
+    """The ``job`` events of the job's stream, until it closes."""
+    documents = []
+    with api.http.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "job":
+                documents.append(json.loads(line.removeprefix("data: ")))
+    return documents
+
+
+def test_a_job_submitted_followed_and_read_back_as_the_cli_prints_it(api):
+    job_id = submit(api, {"approach": "legendre", "steps": 60_000, "seed": 1,
+                          "record_every": 1000})  # a few seconds
+    documents = follow(api, job_id)
+    assert documents[0]["state"] in ("queued", "running")
+    assert documents[-1]["state"] == "succeeded"
+    live = [d["progress"]["step"] for d in documents if d["state"] == "running" and d["progress"]]
+    assert len(live) >= 2 and live == sorted(live)  # the progress, as it grew
+    fetched = api.http.get(f"/api/jobs/{job_id}").json()
+    printed = json.loads(cli("--redis-url", api.server.url, "status", job_id, "--json").stdout)
+    assert fetched == printed == documents[-1]
+    assert fetched["coefficients"] and fetched["expires_at"]
+
+
+def test_tokens_are_required_except_for_health(api):
+    assert httpx.get(f"{api.url}/api/jobs").status_code == 401
+    wrong = httpx.get(f"{api.url}/api/jobs", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    from_file = httpx.get(f"{api.url}/api/jobs", headers={"Authorization": f"Bearer {FROM_FILE}"})
+    assert from_file.status_code == 200
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
+    assert TOKEN not in api.log.read_text() and FROM_FILE not in api.log.read_text()
+
+
+def test_bad_fields_are_named_with_422(api):
+    response = api.http.post("/api/jobs", json={"approach": "cubic", "steps": -1})
+    assert response.status_code == 422
+    named = {tuple(error["loc"]) for error in response.json()["detail"]}
+    assert ("body", "approach") in named
+    too_many = api.http.post("/api/jobs", json={"approach": "tensor", "steps": 10**9})
+    assert too_many.status_code == 422 and "steps" in too_many.text
+
+
+def test_list_cancel_delete_and_unknown_ids(api):
+    queued = [submit(api, {"approach": "dynamic", "steps": 1_000_000, "seed": 2})
+              for _ in range(2)]  # the first runs for minutes, the second waits behind it
+    cancelled = api.http.post(f"/api/jobs/{queued[1]}/cancel").json()
+    assert cancelled == {"job_id": queued[1], "outcome": "cancelled"}
+    listed = api.http.get("/api/jobs", params={"state": "cancelled", "approach": "dynamic"})
+    assert [d["job_id"] for d in listed.json()] == [queued[1]]
+    assert api.http.get("/api/jobs", params={"limit": 1}).json()[0]["job_id"] == queued[1]
+    for job_id in queued:
+        assert api.http.delete(f"/api/jobs/{job_id}").json()["outcome"] == "deleted"
+        assert api.http.get(f"/api/jobs/{job_id}").status_code == 404
+    assert api.http.delete(f"/api/jobs/{queued[0]}").status_code == 404
+    missing = api.http.get(f"/api/jobs/{'0' * 32}/events")
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+
+
+def test_a_sweep_through_the_api(api):
+    response = api.http.post("/api/sweeps", json={"base": SMALL, "learning_rates": [1e-6, 2e-6]})
+    assert response.status_code == 201, response.text
+    sweep_id = response.json()["sweep_id"]
+    deadline = time.monotonic() + 60
+    while (sweep := api.http.get(f"/api/sweeps/{sweep_id}").json())["state"] != "succeeded":
+        assert time.monotonic() < deadline, sweep
+        time.sleep(0.2)
+    assert len(sweep["members"]) == 2 and sweep["best"]["final_loss"] is not None
+    assert api.http.get(f"/api/sweeps/{'0' * 32}").status_code == 404
+
+
+def test_limits_body_size_and_requests_per_minute(api):
+    huge = {"approach": "tensor", "data": {"x": [0.0] * 20_000, "y": [0.0] * 20_000}}
+    assert api.http.post("/api/jobs", json=huge).status_code == 413
+    other = {"Authorization": f"Bearer {OTHER}"}
+    codes = [httpx.get(f"{api.url}/api/jobs", params={"limit": 1}, headers=other).status_code
+             for _ in range(101)]
+    assert codes[:100] == [200] * 100 and codes[100] == 429
+    assert api.http.get("/api/jobs", params={"limit": 1}).status_code == 200  # its own budget
+
+
+def test_openapi_docs_are_served(api):
+    assert api.http.get("/docs").status_code == 200
+    paths = api.http.get("/openapi.json").json()["paths"]
+    assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/sweeps"} <= set(paths)
