@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polyfit.api.auth import RateLimit, authorized, load_tokens
-from polyfit.api.routers import health, jobs, sweeps
+from polyfit.api.metrics import RedisCollector
+from polyfit.api.routers import health, jobs, metrics, sweeps
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound, PolyfitError, RedisUnavailable
 from polyfit.models import Settings
@@ -23,9 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = load_tokens(settings)
     app.state.rate_limit = RateLimit(settings.api_rate_limit)
     app.state.client = PolyfitClient(settings.redis_url, settings)
+    app.state.metrics = CollectorRegistry()
+    app.state.metrics.register(RedisCollector(app.state.client.store.redis))
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(health.router)
-    for router in (jobs.router, sweeps.router):
+    for router in (jobs.router, sweeps.router, metrics.router):
         app.include_router(router, dependencies=[Depends(authorized)])
 
     @app.exception_handler(PolyfitError)

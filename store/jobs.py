@@ -22,7 +22,7 @@ from redis.client import Pipeline
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState
 from polyfit.models.request import APPROACHES, FitRequest
 from polyfit.models.settings import Settings
-from polyfit.store import scripts
+from polyfit.store import scripts, stats
 from polyfit.store.keys import (
     BROKER_UNACKED,
     JOBS,
@@ -104,6 +104,7 @@ class JobStore:
         pipe.hset(job_key(job_id), mapping=queued_job(job_id, request, now, sweep_id))
         pipe.zadd(JOBS, {job_id: now})
         pipe.zadd(index_key(JobState.QUEUED.value, request.approach), {job_id: now})
+        stats.count_submitted(pipe, request.approach, sweep_member=sweep_id is not None)
 
     def delete(self, job_ids: list[str]) -> list[str]:
         """Remove jobs, whatever their state, in one round trip; returns the state each had
@@ -243,8 +244,20 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(job_key(job_id), "cancel") == "1"
 
-    def succeed(self, job_id: str, token: str, result: FitResult) -> bool:
-        return self.end(job_id, token, JobState.SUCCEEDED, result=result.model_dump_json())
+    def succeed(self, job_id: str, token: str, result: FitResult, approach: str) -> bool:
+        """Record this attempt's result (and its seconds, for the metrics)."""
+        done = self.end(job_id, token, JobState.SUCCEEDED, result=result.model_dump_json())
+        if done:
+            pipe = self.redis.pipeline(transaction=False)
+            stats.observe_fit(pipe, approach, result)
+            pipe.execute()
+        return done
+
+    def announce(self, worker: str) -> None:
+        """This worker is alive (for the metrics)."""
+        pipe = self.redis.pipeline(transaction=False)
+        stats.announce(pipe, worker)
+        pipe.execute()
 
     def fail(self, job_id: str, token: str, error: JobError,
              history: list[tuple[int, float]] = (), cancelled: bool = False) -> bool:

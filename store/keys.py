@@ -22,6 +22,11 @@
   ``submitted_at``, ``attempts``; its worker adds ``worker``, ``device``, ``started_at``,
   ``fit_seconds``, ``progress``. Its members are ordinary job hashes.
 
+- ``polyfit:stats:*``: counters kept for metrics (``store/stats.py``): ``submitted`` and
+  ``sweep_members`` (hashes by approach), ``finished`` (by ``<state>:<approach>``, counted
+  by the state change itself), ``requeues`` and ``resent``, ``fit_seconds:<approach>:<device>``
+  (a histogram's buckets, sum and count), and ``workers`` (each worker's last sign of life).
+
 Celery's Redis transport (kombu) keeps its messages beside these: a list per queue (``cpu``,
 ``cuda``; ``<queue>\x06\x16<priority>`` for priorities), and the ``unacked`` hash of the
 messages workers hold. polyfit reads them, never writes them, to find a queued job whose
@@ -32,6 +37,7 @@ PREFIX = "polyfit"
 JOBS = f"{PREFIX}:jobs"
 RUNNING = f"{PREFIX}:running"
 INDEX = f"{PREFIX}:index"
+STATS = f"{PREFIX}:stats"
 BROKER_UNACKED = "unacked"
 BROKER_PRIORITY_SEPARATOR, BROKER_PRIORITIES = "\x06\x16", (3, 6, 9)
 

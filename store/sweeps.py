@@ -18,6 +18,7 @@ from redis.client import Pipeline
 
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState
 from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest, best_first, sweep_state
+from polyfit.store import stats
 from polyfit.store.jobs import JobStore, NoSuchJob
 from polyfit.store.keys import events_channel, job_key, sweep_key
 
@@ -160,7 +161,7 @@ class SweepStore(JobStore):
         pipe.execute()
 
     def finish_members(self, token: str, results: dict[str, FitResult],
-                       failures: dict[str, tuple[JobError, list, bool]]) -> None:
+                       failures: dict[str, tuple[JobError, list, bool]], approach: str) -> None:
         """Record each member's outcome: a result, or (error, history so far, cancelled)."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id, result in results.items():
@@ -168,7 +169,11 @@ class SweepStore(JobStore):
         for job_id, (error, history, cancelled) in failures.items():
             state = JobState.CANCELLED if cancelled else JobState.FAILED
             self.end(job_id, token, state, pipe, error=error.model_dump_json(),
-                      partial_history=json.dumps(list(history)))
+                     partial_history=json.dumps(list(history)))
+        recorded = pipe.execute()[:len(results)]
+        for result, done in zip(results.values(), recorded, strict=True):
+            if done:
+                stats.observe_fit(pipe, approach, result)
         pipe.execute()
 
     def finish_sweep(self, sweep_id: str, fit_seconds: float) -> None:

@@ -161,3 +161,28 @@ def test_openapi_docs_are_served(api):
     assert api.http.get("/docs").status_code == 200
     paths = api.http.get("/openapi.json").json()["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/sweeps"} <= set(paths)
+
+
+def test_metrics_read_with_prometheus_parser(api):
+    """After the jobs above: counters by approach and state, the fit-seconds histogram, queue
+    depth, running jobs and the worker's heartbeat, in Prometheus' text format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert httpx.get(f"{api.url}/metrics").status_code == 401
+    response = api.http.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(response.text)
+               for s in family.samples}
+    assert samples[("polyfit_jobs_total", (("approach", "legendre"), ("state", "succeeded")))] >= 1
+    assert samples[("polyfit_jobs_total", (("approach", "dynamic"), ("state", "cancelled")))] >= 1
+    assert samples[("polyfit_jobs_submitted_total", (("approach", "numpy"),))] >= 2
+    assert samples[("polyfit_sweep_members_total", (("approach", "numpy"),))] == 2
+    fits = (("approach", "legendre"), ("device", "cpu"))
+    assert samples[("polyfit_fit_seconds_count", fits)] >= 1
+    assert samples[("polyfit_fit_seconds_bucket", (*fits, ("le", "+Inf")))] >= 1
+    assert ("polyfit_queue_depth", (("queue", "cpu"),)) in samples
+    assert ("polyfit_jobs_running", ()) in samples
+    ages = [v for (name, _), v in samples.items()
+            if name == "polyfit_worker_heartbeat_age_seconds"]
+    assert ages and min(ages) < 30

@@ -34,7 +34,7 @@ def finished_jobs(store: JobStore, request: FitRequest, count: int,
         if fail:
             store.fail(job_id, f"t-{job_id}", JobError(type="Boom", message="planted"))
         else:
-            store.succeed(job_id, f"t-{job_id}", result)
+            store.succeed(job_id, f"t-{job_id}", result, request.approach)
     return job_ids
 
 

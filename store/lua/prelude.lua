@@ -1,6 +1,7 @@
 -- Functions every script is prefixed with (scripts.py): the two writes that must go with
 -- every change of a job's state. ARGV and KEYS are those of the script that calls them.
 local INDEX = 'polyfit:index:'
+local FINISHED = {succeeded = true, failed = true, cancelled = true}
 
 -- Set a job's state and move it to that state's index (keys.py: polyfit:index:…).
 local function set_state(key, job_id, state)
@@ -10,6 +11,9 @@ local function set_state(key, job_id, state)
   if approach then
     if old then redis.call('ZREM', INDEX .. old .. ':' .. approach, job_id) end
     redis.call('ZADD', INDEX .. state .. ':' .. approach, submitted or 0, job_id)
+    if FINISHED[state] then
+      redis.call('HINCRBY', 'polyfit:stats:finished', state .. ':' .. approach, 1)
+    end
   end
 end
 

@@ -19,6 +19,7 @@ if redis.call('HGET', KEYS[1], 'cancel') == '1' then
   return 'cancelled'
 end
 set_state(KEYS[1], ARGV[1], 'queued')
+redis.call('INCR', 'polyfit:stats:requeues')
 redis.call('HINCRBY', KEYS[1], 'requeues', 1)
 redis.call('HDEL', KEYS[1], 'token')
 return 'requeue'

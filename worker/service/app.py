@@ -115,14 +115,16 @@ def _warn_away(what: str, error: Exception) -> None:
 
 class Reaper(bootsteps.StartStopStep):
     """In the worker's main process: re-queue jobs whose worker died (their lease lapsed),
-    send again queued jobs whose message is gone, and now and then drop expired jobs from the
-    listings (``JobStore.trim``)."""
+    send again queued jobs whose message is gone, now and then drop expired jobs from the
+    listings (``JobStore.trim``), and say this worker is alive (``JobStore.announce``)."""
 
     TRIM_EVERY = 60.0  # seconds
+    ANNOUNCE_EVERY = 5.0  # seconds: the workers' sign of life in the metrics
 
     requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker, **kwargs) -> None:
+        self.hostname = worker.hostname
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -137,7 +139,8 @@ class Reaper(bootsteps.StartStopStep):
         store = JobStore.from_url(settings.redis_url, settings)
         chores = [(max(settings.lease_seconds / 3, 0.5), requeue_lapsed),
                   (settings.orphan_seconds / 4, resend_orphans),
-                  (self.TRIM_EVERY, JobStore.trim)]
+                  (self.TRIM_EVERY, JobStore.trim),
+                  (self.ANNOUNCE_EVERY, lambda store: store.announce(self.hostname))]
         last_run = [time.monotonic()] * len(chores)
         while not self.stopped.wait(min(period for period, _ in chores)):
             for number, (period, chore) in enumerate(chores):

@@ -128,13 +128,14 @@ def run_claimed(sweep_id: str, member_ids: list[str], requests: list[FitRequest]
         results = run_sweep(requests, report, device)
     except SoftTimeLimitExceeded:
         _fail_all(member_ids, token, report, JobError(type="TimeLimitExceeded",
-                                                      message="time limit exceeded"))
+                                                      message="time limit exceeded"),
+                  base.approach)
     except Exception as error:  # a deterministic failure of this batch: record it, no retry
         log.exception("sweep %s failed", sweep_id)
         _fail_all(member_ids, token, report, JobError(type=type(error).__name__,
-                                                      message=str(error)))
+                                                      message=str(error)), base.approach)
     else:
-        _record(member_ids, token, results, report)
+        _record(member_ids, token, results, report, base.approach)
     finally:
         watchdog.forget(member_ids)
         leases.release(member_ids)
@@ -174,7 +175,7 @@ def _stops(member_ids: list[str]) -> set[int]:
 
 
 def _record(member_ids: list[str], token: str, results: list[FitResult | None],
-            report: BatchReport) -> None:
+            report: BatchReport, approach: str) -> None:
     succeeded: dict[str, FitResult] = {}
     failed: dict[str, tuple[JobError, list, bool]] = {}
     for row, (job_id, result) in enumerate(zip(member_ids, results, strict=True)):
@@ -186,10 +187,12 @@ def _record(member_ids: list[str], token: str, results: list[FitResult | None],
         stop = report.stopped[row]
         failed[job_id] = (JobError(type=type(stop).__name__, message=str(stop)),
                           report.histories[row], isinstance(stop, Cancelled))
-    until_written(lambda: store().finish_members(token, succeeded, failed), "sweep members' end")
+    until_written(lambda: store().finish_members(token, succeeded, failed, approach),
+                  "sweep members' end")
 
 
-def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: JobError) -> None:
+def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: JobError,
+              approach: str) -> None:
     failed = {}
     for row, job_id in enumerate(member_ids):
         stop = report.stopped.get(row)
@@ -198,4 +201,5 @@ def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: Job
                               report.histories[row], isinstance(stop, Cancelled))
         else:
             failed[job_id] = (error, report.histories[row], False)
-    until_written(lambda: store().finish_members(token, {}, failed), "sweep members' end")
+    until_written(lambda: store().finish_members(token, {}, failed, approach),
+                  "sweep members' end")

@@ -214,7 +214,7 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         end = partial(jobs.fail, job_id, token,
                       JobError(type=type(error).__name__, message=str(error)), report.history)
     else:
-        end = partial(jobs.succeed, job_id, token, result)
+        end = partial(jobs.succeed, job_id, token, result, request.approach)
     watchdog.forget([job_id])  # the fit is over: waiting to record it is no hang
     try:
         until_written(end, f"job {job_id} end")
