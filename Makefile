@@ -1,6 +1,8 @@
 # polyfit: `make run` runs a Legendre fit through an embedded Redis and a worker;
-# `make test` runs the tests. Both set up .venv first (torch before the project; from
-# TORCH_INDEX when set, e.g. https://download.pytorch.org/whl/cpu for the CPU-only build).
+# `make test` runs the tests, after installing the Debian packages they drive (chromium,
+# chromium-driver, prometheus: scripts/install-test-tools). Both set up .venv first (torch
+# before the project; from TORCH_INDEX when set, e.g. https://download.pytorch.org/whl/cpu
+# for the CPU-only build).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -33,6 +35,7 @@ down:
 	$(BIN)/polyfit-local down
 
 test: $(BIN)/.installed
+	scripts/install-test-tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polyfit.api.auth import RateLimit, authorized, load_tokens
 from polyfit.api.metrics import RedisCollector
-from polyfit.api.routers import health, jobs, metrics, sweeps
+from polyfit.api.routers import approaches, health, jobs, metrics, pages, sweeps
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound, PolyfitError, RedisUnavailable
 from polyfit.models import Settings
@@ -29,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.register(RedisCollector(app.state.client.store.redis))
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(health.router)
-    for router in (jobs.router, sweeps.router, metrics.router):
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    for router in (jobs.router, sweeps.router, approaches.router, metrics.router):
         app.include_router(router, dependencies=[Depends(authorized)])
 
     @app.exception_handler(PolyfitError)

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
 
 from polyfit.client import PolyfitClient
-from polyfit.client.embedded import EmbeddedRedis
+from polyfit.client.embedded import EmbeddedRedis, free_port
 from polyfit.models.settings import current_settings
 
 BIN = Path(sys.executable).parent
@@ -82,6 +83,46 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+TOKEN, OTHER, FROM_FILE = "token-one", "token-two", "token-from-file"
+
+
+class Api:
+    """Redis, one worker and ``polyfit-api`` on a free port, shared by this module's tests."""
+
+    def __init__(self, directory: Path) -> None:
+        self.server = EmbeddedRedis(directory=directory / "redis").start()
+        self.worker = Worker(self.server.url, directory / "worker.log").wait_ready()
+        tokens = directory / "tokens"
+        tokens.write_text(f"{FROM_FILE}\n")
+        self.log = directory / "api.log"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "POLYFIT_REDIS_URL": self.server.url,
+               "POLYFIT_API_TOKENS": f"{TOKEN},{OTHER}", "POLYFIT_API_TOKENS_FILE": str(tokens),
+               "POLYFIT_API_RATE_LIMIT": "100", "POLYFIT_API_MAX_BODY_BYTES": "65536"}
+        self.process = subprocess.Popen(
+            [str(BIN / "polyfit-api"), "--port", self.url.rsplit(":", 1)[1]], env=env,
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=self.url, timeout=30,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "polyfit-api did not start"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        self.process.wait(20)
+        self.worker.stop()
+        self.server.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,59 +4,20 @@ served by uvicorn in its own process, called with httpx."""
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import BIN, Worker, cli
-from polyfit.client.embedded import EmbeddedRedis, free_port
+from conftest import FROM_FILE, OTHER, TOKEN, Api, cli
+from polyfit.client.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
-TOKEN, OTHER, FROM_FILE = "token-one", "token-two", "token-from-file"
 SMALL = {"approach": "numpy", "steps": 5, "seed": 1}
-
-
-class Api:
-    """Redis, one worker and ``polyfit-api`` on a free port, shared by this module's tests."""
-
-    def __init__(self, directory: Path) -> None:
-        self.server = EmbeddedRedis(directory=directory / "redis").start()
-        self.worker = Worker(self.server.url, directory / "worker.log").wait_ready()
-        tokens = directory / "tokens"
-        tokens.write_text(f"{FROM_FILE}\n")
-        self.log = directory / "api.log"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = {**os.environ, "POLYFIT_REDIS_URL": self.server.url,
-               "POLYFIT_API_TOKENS": f"{TOKEN},{OTHER}", "POLYFIT_API_TOKENS_FILE": str(tokens),
-               "POLYFIT_API_RATE_LIMIT": "100", "POLYFIT_API_MAX_BODY_BYTES": "65536"}
-        self.process = subprocess.Popen(
-            [str(BIN / "polyfit-api"), "--port", self.url.rsplit(":", 1)[1]], env=env,
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=self.url, timeout=30,
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "polyfit-api did not start"
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        self.process.wait(20)
-        self.worker.stop()
-        self.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +147,43 @@ def test_metrics_read_with_prometheus_parser(api):
     ages = [v for (name, _), v in samples.items()
             if name == "polyfit_worker_heartbeat_age_seconds"]
     assert ages and min(ages) < 30
+
+
+@pytest.mark.skipif(not shutil.which("prometheus"),
+                    reason="needs Debian's prometheus: run scripts/install-test-tools")
+def test_a_real_prometheus_scrapes_the_metrics(api, tmp_path):
+    """Prometheus with a scrape config for the API (the bearer token in it) finds the target
+    up and answers a query on polyfit's counters."""
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""
+global: {{scrape_interval: 1s}}
+scrape_configs:
+  - job_name: polyfit
+    authorization: {{credentials: {TOKEN}}}
+    static_configs: [{{targets: ['{api.url.removeprefix("http://")}']}}]
+""")
+    server = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=open(tmp_path / "prometheus.log", "ab"), stderr=subprocess.STDOUT)
+    try:
+        query = f"http://127.0.0.1:{port}/api/v1/query"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                answer = httpx.get(query, params={"query": "sum(polyfit_jobs_submitted_total)"})
+                found = answer.json()["data"]["result"] if answer.status_code == 200 else []
+            except httpx.TransportError:
+                found = []
+            if found:
+                break
+            assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "Prometheus never scraped polyfit"
+            time.sleep(0.5)
+        assert float(found[0]["value"][1]) >= 1
+        up = httpx.get(query, params={"query": 'up{job="polyfit"}'}).json()["data"]["result"]
+        assert up[0]["value"][1] == "1"
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -6,13 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from polyfit.api.dependencies import client
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound
+from polyfit.client.plot import CURVE_POINTS, evaluate, sample
 from polyfit.models import FitRequest, JobState
 from polyfit.models.request import Approach
 from polyfit.store.keys import events_channel
@@ -50,6 +52,23 @@ def list_jobs(polyfit: Client, state: JobState | None = None,
 def job(job_id: str, polyfit: Client) -> dict[str, Any]:
     """The document ``polyfit-client status --json`` prints."""
     return polyfit.status(job_id).to_document()
+
+
+@router.get("/{job_id}/curve")
+def curve(job_id: str, polyfit: Client) -> dict[str, Any]:
+    """What the dashboard draws of a succeeded job: its points (thinned to at most
+    ``CURVE_POINTS``) and the fitted model on a grid over them."""
+    record = polyfit.status(job_id)
+    if record.result is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no result: "
+                            f"it is {record.state.value}")
+    x, y = sample(record.request)
+    step = max(1, len(x) // CURVE_POINTS)
+    grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
+    fitted = evaluate(record.request["approach"], record.result.coefficients,
+                      record.request["degree"], grid)
+    return {"x": x[::step].tolist(), "y": y[::step].tolist(), "grid": grid.tolist(),
+            "fit": fitted.tolist()}
 
 
 @router.post("/{job_id}/cancel")
