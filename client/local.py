@@ -1,19 +1,22 @@
 """``polyfit-local``: polyfit on one machine with no Docker and no Redis installed.
 
 ``run`` starts an embedded Redis and a worker, submits one fit, prints the result and stops
-both. ``up`` starts them and leaves them running (for trying ``polyfit-client`` by hand);
-``down`` stops them.
+both. ``up`` starts them, and the HTTP API and dashboard where ``polyfit-api`` is installed,
+and leaves them running (for trying ``polyfit-client`` or the dashboard by hand); ``down``
+stops them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,13 +37,47 @@ from polyfit.models.request import describe
 STATE_DIR = Path(".polyfit")
 
 
+def installed(program: str) -> str | None:
+    """``program`` from this environment, else from PATH."""
+    beside = Path(sys.executable).parent / program
+    return str(beside) if beside.exists() else shutil.which(program)
+
+
 def worker_command(concurrency: int = 1) -> list[str]:
     """``polyfit-worker`` from this environment."""
-    beside = Path(sys.executable).parent / "polyfit-worker"
-    program = str(beside) if beside.exists() else shutil.which("polyfit-worker")
+    program = installed("polyfit-worker")
     if program is None:
         raise click.ClickException("polyfit-worker is not installed: pip install 'polyfit[worker]'")
     return [program, "--queues", "cpu", "--concurrency", str(concurrency), "--loglevel", "WARNING"]
+
+
+def start_api(redis_url: str, port: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """``polyfit-api`` on 127.0.0.1:``port`` in a session of its own, answering once healthy,
+    and how its token is found: POLYFIT_API_TOKENS when set, else a new token written to
+    ``STATE_DIR/api-token`` (readable by this user only)."""
+    env = {**os.environ, "POLYFIT_REDIS_URL": redis_url}
+    if not env.get("POLYFIT_API_TOKENS"):
+        token_file = STATE_DIR / "api-token"
+        token_file.write_text(secrets.token_urlsafe(24) + "\n")
+        token_file.chmod(0o600)
+        env["POLYFIT_API_TOKENS_FILE"] = str(token_file.resolve())
+        where = f"token in {token_file}"
+    else:
+        where = "a token from POLYFIT_API_TOKENS"
+    api = subprocess.Popen([installed("polyfit-api"), "--port", str(port)], env=env,
+                           stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return api, where
+        except OSError:
+            if api.poll() is not None or time.monotonic() > deadline:
+                stop_process_group(api.pid)
+                raise click.ClickException(f"the API did not start ({log_tail(log_path)}); "
+                                           f"its log: {log_path}") from None
+            time.sleep(0.2)
 
 
 def start_worker(redis_url: str, log_path: Path, concurrency: int = 1) -> subprocess.Popen:
@@ -170,8 +207,11 @@ def embedded(server: EmbeddedRedis, detach: bool = False) -> Iterator[EmbeddedRe
 @main.command()
 @click.option("--port", type=int, default=6390, show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
-def up(port: int, concurrency: int) -> None:
-    """Start Redis (append-only, in ./.polyfit) and a worker, and leave them running."""
+@click.option("--api-port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="The HTTP API and dashboard's port on 127.0.0.1 (0: none).")
+def up(port: int, concurrency: int, api_port: int) -> None:
+    """Start Redis (append-only, in ./.polyfit), a worker and, where polyfit-api is
+    installed, the HTTP API and dashboard, and leave them running."""
     STATE_DIR.mkdir(exist_ok=True)
     pids = STATE_DIR / "pids.json"
     if pids.exists():
@@ -185,12 +225,17 @@ def up(port: int, concurrency: int) -> None:
         worker = start_worker(server.url, log_path, concurrency)
         try:
             wait_until_ready(worker, client, log_path)
+            started = {"redis": server.process.pid, "worker": worker.pid, "url": server.url}
+            if api_port and installed("polyfit-api"):
+                api, token = start_api(server.url, api_port, STATE_DIR / "api.log")
+                started["api"] = api.pid
         except BaseException:
             stop_process_group(worker.pid)
             raise
-    pids.write_text(json.dumps({"redis": server.process.pid, "worker": worker.pid,
-                                "url": server.url}))
+    pids.write_text(json.dumps(started))
     click.echo(f"export POLYFIT_REDIS_URL={server.url}")
+    if "api" in started:
+        click.echo(f"# dashboard and HTTP API: http://127.0.0.1:{api_port}/ ({token})", err=True)
     click.echo(f"# Redis and a worker are running (logs in {STATE_DIR}/); "
                "stop them with `polyfit-local down`", err=True)
 
@@ -198,7 +243,8 @@ def up(port: int, concurrency: int) -> None:
 def running(started: dict[str, Any]) -> dict[str, bool]:
     """Which of what ``up`` recorded (its pids.json) still runs, by pid and program."""
     return {name: runs(started[name], program)
-            for name, program in (("worker", "polyfit-worker"), ("redis", "redis-server"))}
+            for name, program in (("api", "polyfit-api"), ("worker", "polyfit-worker"),
+                                  ("redis", "redis-server")) if name in started}
 
 
 @main.command()
@@ -210,7 +256,7 @@ def down() -> None:
         return
     started = json.loads(pids.read_text())
     alive = running(started)
-    for name in alive:  # the worker first: it finishes the fits it runs
+    for name in alive:  # the API, then the worker (it finishes the fits it runs), then Redis
         if alive[name]:
             stop_process_group(started[name])
     pids.unlink()

@@ -232,6 +232,31 @@ def test_local_up_refuses_a_taken_port_and_a_worker_that_cannot_start(tmp_path, 
                 if f"127.0.0.1:{port}" in " ".join(p.info["cmdline"] or [])]
 
 
+def test_local_up_serves_the_api_and_dashboard_with_a_token_of_its_own(tmp_path):
+    import httpx
+
+    from polyfit.client.embedded import free_port
+
+    api_port = free_port()
+    up = local("up", "--port", str(free_port()), "--api-port", str(api_port), cwd=tmp_path,
+               env={"POLYFIT_API_TOKENS": ""})
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"http://127.0.0.1:{api_port}/" in up.stderr and "api-token" in up.stderr
+        token = (tmp_path / ".polyfit" / "api-token").read_text().strip()
+        assert oct((tmp_path / ".polyfit" / "api-token").stat().st_mode)[-3:] == "600"
+        base = f"http://127.0.0.1:{api_port}"
+        assert httpx.get(f"{base}/api/jobs").status_code == 401
+        listed = httpx.get(f"{base}/api/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json() == []
+        assert "<form" in httpx.get(f"{base}/submit").text
+    finally:
+        down = local("down", cwd=tmp_path)
+    assert down.returncode == 0 and "stopped" in down.stderr
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{api_port}/healthz")
+
+
 def test_local_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path):
     """After a crash or a reboot the recorded pids may be other programs' now."""
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)

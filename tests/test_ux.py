@@ -456,7 +456,7 @@ def usage_script(port: int) -> str:
     parts = ["set -euo pipefail", "trap 'polyfit-local down' EXIT"]
     for language, body in re.findall(r"^```(sh|python)\n(.*?)^```", text, re.M | re.S):
         if language == "sh":
-            parts.append(body.replace("--port 6390", f"--port {port}"))
+            parts.append(body.replace("--port 6390", f"--port {port} --api-port {free_port()}"))
         else:
             parts.append(f"python - <<'PYTHON'\n{body}PYTHON")
     return "\n".join(parts)
