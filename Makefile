@@ -42,7 +42,7 @@ test: $(BIN)/.installed
 # The images' pinned packages with their hashes (deploy/lock/); pins that still satisfy
 # pyproject.toml are kept: delete a lock file to take the newest releases.
 lock: $(BIN)/.installed
-	$(LOCK) -o deploy/lock/client.txt pyproject.toml deploy/lock/images.in
+	$(LOCK) --extra api -o deploy/lock/client.txt pyproject.toml deploy/lock/images.in
 	$(LOCK) --extra worker -c deploy/lock/torch-cpu.in --extra-index-url $(TORCH_INDEX_URL) \
 		-o deploy/lock/cpu.txt pyproject.toml deploy/lock/images.in
 	$(LOCK) --extra worker -c deploy/lock/torch-cuda.in \

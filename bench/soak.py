@@ -1,8 +1,9 @@
 """A chaos soak: real workers, real Redis, real faults, for N minutes; then every job checked.
 
 Starts a redis-server with append-only persistence, 2 ``polyfit-worker`` processes
-(concurrency 1, 3 s leases) and 4 client threads that submit small jobs of random approaches
-without pause, while a chaos loop takes turns: SIGKILL a worker (and start a new one),
+(concurrency 1, 3 s leases) and 4 client threads that submit small jobs of random approaches,
+each keeping ``IN_FLIGHT`` of its jobs queued or running (more would only grow a backlog
+that outlasts the run), while a chaos loop takes turns: SIGKILL a worker (and start a new one),
 restart Redis (SIGKILL, then start it on the same files), SIGSTOP a worker past its lease and
 then resume it; between faults it cancels one of the newest jobs. Then it waits for every
 job to end and checks:
@@ -51,6 +52,7 @@ WORKER_ENV = {"POLYFIT_LEASE_SECONDS": str(LEASE), "POLYFIT_ORPHAN_SECONDS": "20
               "CUDA_VISIBLE_DEVICES": ""}
 APPROACHES = ["numpy", "tensor", "autograd", "legendre", "nn", "optim", "module"]
 CHAOS_EVERY = 10.0  # seconds between faults
+IN_FLIGHT = 3  # unfinished jobs per client
 TERMINAL = {state.value for state in JobState if state.finished}
 
 
@@ -79,7 +81,17 @@ class Soak:
     def submit_loop(self, seed: int) -> None:
         rng = random.Random(seed)
         client = PolyfitClient(self.url)
+        mine: list[str] = []
         while not self.stop.is_set():
+            try:
+                mine = [job_id for job_id in mine
+                        if not client.status(job_id).state.finished]
+            except PolyfitError:  # Redis restarting
+                time.sleep(0.5)
+                continue
+            if len(mine) >= IN_FLIGHT:
+                time.sleep(0.1)
+                continue
             request = FitRequest(approach=rng.choice(APPROACHES), seed=rng.randrange(1000),
                                  steps=rng.choice([200, 1000, 3000, 30000]), device="cpu")
             try:
@@ -90,7 +102,7 @@ class Soak:
                 continue
             with self.lock:
                 self.submitted[job_id] = request
-            time.sleep(rng.uniform(0.05, 0.3))
+            mine.append(job_id)
 
     def event_loop(self) -> None:
         """Count each job's ends from the events published, across Redis restarts: its first
