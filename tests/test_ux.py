@@ -83,13 +83,15 @@ def in_terminal(args: list[str], environment: dict[str, str],
                 then: Callable[[subprocess.Popen], None] | None = None,
                 timeout: float = 120) -> tuple[int, str]:
     """Run ``polyfit-client`` in a 120-column pseudo-terminal; returns (exit code, output
-    without colour codes). When ``until`` first holds for the output so far, ``then`` runs."""
+    without colour codes). When ``until`` first holds for the output so far, ``then`` runs.
+    The program starts with Ctrl-C's default meaning, as from a terminal, even when this
+    test runs where SIGINT is ignored (a shell's background job), which it would inherit."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     process = subprocess.Popen(
         [str(BIN / "polyfit-client"), *args], stdin=slave, stdout=slave, stderr=slave,
         env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", **environment},
-        start_new_session=True)
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     output = b""
     deadline = time.monotonic() + timeout
