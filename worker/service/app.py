@@ -16,7 +16,7 @@ import redis
 from celery import Celery, Task, bootsteps
 from celery.exceptions import Reject
 
-from polyfit.models import JobState, Settings, celery_config
+from polyfit.models import JobRecord, JobState, Settings, celery_config
 from polyfit.store import JobStore, SweepStore
 from polyfit.worker.service.heartbeat import Heartbeat
 
@@ -156,15 +156,8 @@ class Reaper(bootsteps.StartStopStep):
 def requeue_lapsed(store: JobStore) -> list[str]:
     """Send a fresh message for each job whose lease lapsed: the store's reads and writes
     in one round trip each, whatever the count (a crashed sweep's thousands of members)."""
-    records = store.get_many(store.reap(grace=settings.lease_seconds))
-    for record in records:
-        app.send_task("polyfit.fit", args=[record.job_id, record.request], queue=record.queue,
-                      task_id=record.job_id)
-    store.requeued([record.job_id for record in records])
-    if records:
-        log.warning("re-queued %d job(s) whose worker stopped renewing the lease: %s",
-                    len(records), " ".join(record.job_id for record in records[:20]))
-    return [record.job_id for record in records]
+    return _send_again(store.get_many(store.reap(grace=settings.lease_seconds)), store.requeued,
+                       "re-queued %d job(s) whose worker stopped renewing the lease: %s")
 
 
 def resend_orphans(store: JobStore) -> list[str]:
@@ -173,14 +166,22 @@ def resend_orphans(store: JobStore) -> list[str]:
     is replaced within that time."""
     records = [record for record in store.get_many(store.orphans(settings.orphan_seconds / 2))
                if record.state == JobState.QUEUED]
+    return _send_again(records, store.resent,
+                       "sent again %d queued job(s) whose message was gone: %s")
+
+
+def _send_again(records: list[JobRecord], sent: Callable[[list[str]], None],
+                message: str) -> list[str]:
+    """A fresh ``polyfit.fit`` message for each job, then ``sent`` (the store's note of it)
+    and one warning, ``message`` with the count and the first ids; returns the ids."""
     for record in records:
         app.send_task("polyfit.fit", args=[record.job_id, record.request], queue=record.queue,
                       task_id=record.job_id)
-    store.resent([record.job_id for record in records])
-    if records:
-        log.warning("sent again %d queued job(s) whose message was gone: %s", len(records),
-                    " ".join(record.job_id for record in records[:20]))
-    return [record.job_id for record in records]
+    job_ids = [record.job_id for record in records]
+    sent(job_ids)
+    if job_ids:
+        log.warning(message, len(job_ids), " ".join(job_ids[:20]))
+    return job_ids
 
 
 app.steps["worker"].add(Reaper)
