@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     heartbeat_file: str | None = Field(
         None, description="a file the worker's main loop touches every few seconds, for a "
         "liveness probe (worker/service/heartbeat.py)")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="a port where polyfit-worker serves its own "
+        "Prometheus metrics at /metrics (worker/service/metrics.py); unset: none")
+    metrics_host: str = Field(
+        "127.0.0.1", description="the address that port listens on (0.0.0.0 in a container)")
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> Settings:

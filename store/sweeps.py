@@ -161,8 +161,10 @@ class SweepStore(JobStore):
         pipe.execute()
 
     def finish_members(self, token: str, results: dict[str, FitResult],
-                       failures: dict[str, tuple[JobError, list, bool]], approach: str) -> None:
-        """Record each member's outcome: a result, or (error, history so far, cancelled)."""
+                       failures: dict[str, tuple[JobError, list, bool]],
+                       approach: str) -> set[str]:
+        """Record each member's outcome: a result, or (error, history so far, cancelled);
+        returns the ids recorded (those still this attempt's)."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id, result in results.items():
             self.end(job_id, token, JobState.SUCCEEDED, pipe, result=result.model_dump_json())
@@ -170,11 +172,14 @@ class SweepStore(JobStore):
             state = JobState.CANCELLED if cancelled else JobState.FAILED
             self.end(job_id, token, state, pipe, error=error.model_dump_json(),
                      partial_history=json.dumps(list(history)))
-        recorded = pipe.execute()[:len(results)]
-        for result, done in zip(results.values(), recorded, strict=True):
-            if done:
+        job_ids = [*results, *failures]
+        recorded = {job_id for job_id, done in zip(job_ids, pipe.execute(), strict=True)
+                    if done}
+        for job_id, result in results.items():
+            if job_id in recorded:
                 stats.observe_fit(pipe, approach, result)
         pipe.execute()
+        return recorded
 
     def finish_sweep(self, sweep_id: str, fit_seconds: float) -> None:
         """Record the batch's time; the sweep expires with its members (POLYFIT_RESULT_TTL)."""

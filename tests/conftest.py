@@ -89,11 +89,14 @@ TOKEN, OTHER, FROM_FILE = "token-one", "token-two", "token-from-file"
 
 
 class Api:
-    """Redis, one worker and ``polyfit-api`` on a free port, shared by this module's tests."""
+    """Redis, one worker (its metrics on ``worker_metrics``) and ``polyfit-api`` on a free
+    port, shared by this module's tests."""
 
     def __init__(self, directory: Path) -> None:
         self.server = EmbeddedRedis(directory=directory / "redis").start()
-        self.worker = Worker(self.server.url, directory / "worker.log").wait_ready()
+        self.worker_metrics = f"127.0.0.1:{free_port()}"
+        self.worker = Worker(self.server.url, directory / "worker.log", env={
+            "POLYFIT_METRICS_PORT": self.worker_metrics.split(":")[1]}).wait_ready()
         tokens = directory / "tokens"
         tokens.write_text(f"{FROM_FILE}\n")
         self.log = directory / "api.log"

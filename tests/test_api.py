@@ -152,8 +152,8 @@ def test_metrics_read_with_prometheus_parser(api):
 @pytest.mark.skipif(not shutil.which("prometheus"),
                     reason="needs Debian's prometheus: run scripts/install-test-tools")
 def test_a_real_prometheus_scrapes_the_metrics(api, tmp_path):
-    """Prometheus with a scrape config for the API (the bearer token in it) finds the target
-    up and answers a query on polyfit's counters."""
+    """Prometheus with a scrape config for the API (the bearer token in it) and the worker's
+    own port finds both targets up and answers queries on their counters."""
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(f"""
@@ -162,6 +162,8 @@ scrape_configs:
   - job_name: polyfit
     authorization: {{credentials: {TOKEN}}}
     static_configs: [{{targets: ['{api.url.removeprefix("http://")}']}}]
+  - job_name: polyfit-workers
+    static_configs: [{{targets: ['{api.worker_metrics}']}}]
 """)
     server = subprocess.Popen(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -170,20 +172,22 @@ scrape_configs:
     try:
         query = f"http://127.0.0.1:{port}/api/v1/query"
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                answer = httpx.get(query, params={"query": "sum(polyfit_jobs_submitted_total)"})
-                found = answer.json()["data"]["result"] if answer.status_code == 200 else []
-            except httpx.TransportError:
-                found = []
-            if found:
-                break
-            assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "Prometheus never scraped polyfit"
-            time.sleep(0.5)
-        assert float(found[0]["value"][1]) >= 1
-        up = httpx.get(query, params={"query": 'up{job="polyfit"}'}).json()["data"]["result"]
-        assert up[0]["value"][1] == "1"
+        for counter in ("polyfit_jobs_submitted_total", "polyfit_worker_jobs_total"):
+            while True:
+                try:
+                    answer = httpx.get(query, params={"query": f"sum({counter})"})
+                    found = answer.json()["data"]["result"] if answer.status_code == 200 else []
+                except httpx.TransportError:
+                    found = []
+                if found:
+                    break
+                assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, f"Prometheus never scraped {counter}"
+                time.sleep(0.5)
+            assert float(found[0]["value"][1]) >= 1
+        for job in ("polyfit", "polyfit-workers"):
+            up = httpx.get(query, params={"query": f'up{{job="{job}"}}'}).json()["data"]["result"]
+            assert up[0]["value"][1] == "1", job
     finally:
         server.terminate()
         server.wait(30)

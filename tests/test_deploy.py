@@ -195,6 +195,33 @@ def test_worker_waits_for_redis_and_flower_is_a_monitor_profile() -> None:
     assert stack["flower"]["ports"][0].endswith(":5555")
 
 
+def test_prometheus_scrapes_the_api_with_its_token_and_every_worker_on_its_port(
+        tmp_path: Path) -> None:
+    """Every compose worker serves its metrics on 9101 to the compose network (not the host);
+    the monitor profile's Prometheus config (checked by Debian's promtool where installed)
+    scrapes the API with a token it accepts, and the `worker` service's containers."""
+    for path in COMPOSE_FILES:
+        for name, service in our_services(path).items():
+            if argv(service)[0] == "polyfit-worker":
+                environment = service["environment"]
+                assert (environment["POLYFIT_METRICS_PORT"],
+                        environment["POLYFIT_METRICS_HOST"]) == (9101, "0.0.0.0"), name
+                assert "ports" not in service, name
+    stack = resolved(load(ROOT / "docker-compose.yml"), {"PROMETHEUS_TOKEN": "secret"})
+    assert stack["services"]["prometheus"]["profiles"] == ["monitor"]
+    content = stack["configs"]["prometheus"]["content"]
+    jobs = {job["job_name"]: job for job in yaml.safe_load(content)["scrape_configs"]}
+    assert jobs["polyfit"]["authorization"]["credentials"] == "secret"
+    assert jobs["polyfit"]["static_configs"][0]["targets"] == ["api:8000"]
+    assert jobs["polyfit-workers"]["dns_sd_configs"][0] == {
+        "names": ["worker"], "type": "A", "port": 9101}
+    if shutil.which("promtool"):
+        (tmp_path / "prometheus.yml").write_text(content)
+        check = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_cpu_pool_takes_replicas_and_concurrency_from_the_environment() -> None:
     path = ROOT / "deploy" / "compose.cpu.yml"
     worker = services(path, {"POLYFIT_CPU_REPLICAS": "3", "POLYFIT_CONCURRENCY": "5"})["worker"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 
 import click
 
@@ -19,7 +21,8 @@ import click
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def main(queues: str, concurrency: int | None, pool: str | None, hostname: str | None,
          loglevel: str) -> None:
-    """Run a polyfit worker against POLYFIT_REDIS_URL."""
+    """Run a polyfit worker against POLYFIT_REDIS_URL (and serve its metrics on
+    POLYFIT_METRICS_PORT, when set)."""
     cuda = "cuda" in queues.split(",")
     pool = pool or ("solo" if cuda else "prefork")
     concurrency = 1 if pool == "solo" else concurrency or os.cpu_count() or 1
@@ -34,12 +37,15 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
 
     from pydantic import ValidationError
 
+    from polyfit.models import Settings
     from polyfit.models.request import describe
 
     try:
-        from polyfit.worker.service.app import app, settings
+        settings = Settings()
     except ValidationError as error:  # a bad POLYFIT_* setting
         raise click.UsageError(f"settings: {describe(error)}") from None
+    if settings.metrics_port:
+        _serve_metrics(settings.metrics_port, settings.metrics_host)
     if settings.compile and not any(
             shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++")):
         raise click.UsageError("POLYFIT_COMPILE is set but no C++ compiler (g++) is on PATH: "
@@ -52,4 +58,24 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
     if hostname:
         argv += ["--hostname", hostname]
+    from polyfit.worker.service.app import app
+
     app.worker_main(argv)
+
+
+def _serve_metrics(port: int, host: str) -> None:
+    """Serve the worker's metrics from this process, before the app's modules import
+    prometheus_client: its multiprocess mode, chosen at that import, has every pool process
+    write its values to a directory that this process adds up (worker/service/metrics.py)."""
+    directory = tempfile.mkdtemp(prefix="polyfit-metrics-")
+    owner = os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(directory, True))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+    from polyfit.worker.service.metrics import serve
+
+    try:
+        serve(port, host, directory)
+    except OSError as error:
+        raise click.UsageError(f"POLYFIT_METRICS_PORT: cannot listen on {host}:{port} "
+                               f"({error.strerror or error}); choose a free port") from None

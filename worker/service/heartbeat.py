@@ -2,7 +2,8 @@
 consumer's event loop every ``INTERVAL`` seconds (``POLYFIT_HEARTBEAT_FILE``). A probe that
 finds the file fresh knows the loop that takes messages runs; it needs only ``stat`` and
 ``date`` (the compose files' healthchecks), where ``celery inspect ping`` imported the task
-modules, and torch with them, at every probe."""
+modules, and torch with them, at every probe. Each beat also sets the worker's
+``polyfit_worker_heartbeat_timestamp_seconds`` (metrics.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from celery import bootsteps
 
 from polyfit.models.settings import current_settings
+from polyfit.worker.service import metrics
 
 log = logging.getLogger("polyfit.worker")
 
@@ -31,9 +33,8 @@ class Heartbeat(bootsteps.StartStopStep):
         self.timer_entry: Any = None
 
     def start(self, parent: Any) -> None:
-        if self.path is not None:
-            self.beat()
-            self.timer_entry = parent.timer.call_repeatedly(INTERVAL, self.beat)
+        self.beat()
+        self.timer_entry = parent.timer.call_repeatedly(INTERVAL, self.beat)
 
     def stop(self, parent: Any) -> None:
         if self.timer_entry is not None:
@@ -41,6 +42,9 @@ class Heartbeat(bootsteps.StartStopStep):
             self.timer_entry = None
 
     def beat(self) -> None:
+        metrics.HEARTBEAT.set_to_current_time()
+        if self.path is None:
+            return
         try:
             self.path.touch()
         except OSError as error:  # the probe will say so; the worker goes on

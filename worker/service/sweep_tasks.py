@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from polyfit.models import FitRequest, FitResult, JobError
+from polyfit.models import FitRequest, FitResult, JobError, JobState
 from polyfit.models.request import describe
 from polyfit.models.sweep import SweepRequest
 from polyfit.store import NoSuchSweep, attempt_token
@@ -29,6 +29,7 @@ from polyfit.worker.engine.fit import Cancelled, TimeLimitExceeded
 from polyfit.worker.engine.run import resolve_device
 from polyfit.worker.engine.sweep import run_sweep
 from polyfit.worker.engine.threads import use_threads_for
+from polyfit.worker.service import metrics
 from polyfit.worker.service.app import (
     RETRY_TRANSIENT,
     app,
@@ -187,8 +188,7 @@ def _record(member_ids: list[str], token: str, results: list[FitResult | None],
         stop = report.stopped[row]
         failed[job_id] = (JobError(type=type(stop).__name__, message=str(stop)),
                           report.histories[row], isinstance(stop, Cancelled))
-    until_written(lambda: store().finish_members(token, succeeded, failed, approach),
-                  "sweep members' end")
+    _finish(token, succeeded, failed, approach)
 
 
 def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: JobError,
@@ -201,5 +201,17 @@ def _fail_all(member_ids: list[str], token: str, report: BatchReport, error: Job
                               report.histories[row], isinstance(stop, Cancelled))
         else:
             failed[job_id] = (error, report.histories[row], False)
-    until_written(lambda: store().finish_members(token, {}, failed, approach),
-                  "sweep members' end")
+    _finish(token, {}, failed, approach)
+
+
+def _finish(token: str, succeeded: dict[str, FitResult],
+            failed: dict[str, tuple[JobError, list, bool]], approach: str) -> None:
+    """Record the members' outcomes, and count those that were still this attempt's."""
+    recorded = until_written(lambda: store().finish_members(token, succeeded, failed, approach),
+                             "sweep members' end")
+    for job_id, result in succeeded.items():
+        if job_id in recorded:
+            metrics.job_ended(approach, JobState.SUCCEEDED, result)
+    for job_id, (_, _, cancelled) in failed.items():
+        if job_id in recorded:
+            metrics.job_ended(approach, JobState.CANCELLED if cancelled else JobState.FAILED)

@@ -17,7 +17,7 @@ from celery.signals import worker_init, worker_process_init
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from polyfit.models import FitRequest, JobError
+from polyfit.models import FitRequest, FitResult, JobError, JobState
 from polyfit.models.request import describe
 from polyfit.store import attempt_token
 from polyfit.worker.engine.fit import Cancelled, FitStopped, Report
@@ -25,6 +25,7 @@ from polyfit.worker.engine.run import DeviceUnavailable, resolve_device, run_fit
 from polyfit.worker.engine.threads import process_share, use_threads_for
 from polyfit.worker.engine.torch_compat import load_dynamo
 from polyfit.worker.engine.warm import warm_up
+from polyfit.worker.service import metrics
 from polyfit.worker.service.app import (
     RETRY_TRANSIENT,
     app,
@@ -88,6 +89,7 @@ class Leases:
             for job_id in job_ids:
                 self._held[job_id] = token
                 self._lost.discard(job_id)
+            metrics.RUNNING.set(len(self._held))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._renew, name="polyfit-leases",
                                                 daemon=True)
@@ -98,6 +100,7 @@ class Leases:
             for job_id in job_ids:
                 self._held.pop(job_id, None)
                 self._lost.discard(job_id)
+            metrics.RUNNING.set(len(self._held))
 
     def lost(self, job_id: str) -> bool:
         return job_id in self._lost
@@ -197,9 +200,12 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
     report = Report(request.record_every or 1, request.steps or 0, on_progress,
                     cancel_requested, settings.soft_time_limit)
     use_threads_for(request.point_count, THREADS)
+    result: FitResult | None = None
+    state = JobState.FAILED
     try:
         result = run_fit(request, report, device, settings.compile)
     except Cancelled as stop:
+        state = JobState.CANCELLED
         end = partial(jobs.fail, job_id, token, JobError(type="Cancelled", message=str(stop)),
                       stop.history, cancelled=True)
     except FitStopped as stop:
@@ -214,9 +220,11 @@ def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
         end = partial(jobs.fail, job_id, token,
                       JobError(type=type(error).__name__, message=str(error)), report.history)
     else:
+        state = JobState.SUCCEEDED
         end = partial(jobs.succeed, job_id, token, result, request.approach)
     watchdog.forget([job_id])  # the fit is over: waiting to record it is no hang
     try:
-        until_written(end, f"job {job_id} end")
+        if until_written(end, f"job {job_id} end"):
+            metrics.job_ended(request.approach, state, result)
     finally:
         leases.release([job_id])
