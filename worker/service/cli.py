@@ -44,8 +44,6 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
         settings = Settings()
     except ValidationError as error:  # a bad POLYFIT_* setting
         raise click.UsageError(f"settings: {describe(error)}") from None
-    if settings.metrics_port:
-        _serve_metrics(settings.metrics_port, settings.metrics_host)
     if settings.compile and not any(
             shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++")):
         raise click.UsageError("POLYFIT_COMPILE is set but no C++ compiler (g++) is on PATH: "
@@ -53,6 +51,8 @@ def main(queues: str, concurrency: int | None, pool: str | None, hostname: str |
     if settings.compile and pool == "threads":
         raise click.UsageError("POLYFIT_COMPILE needs --pool prefork or solo: torch.compile "
                                "is not safe to run from several threads of one process")
+    if settings.metrics_port:
+        _serve_metrics(settings.metrics_port, settings.metrics_host)
 
     argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
