@@ -199,7 +199,7 @@ def test_prometheus_scrapes_the_api_with_its_token_and_every_worker_on_its_port(
         tmp_path: Path) -> None:
     """Every compose worker serves its metrics on 9101 to the compose network (not the host);
     the monitor profile's Prometheus config (checked by Debian's promtool where installed)
-    scrapes the API with a token it accepts, and the `worker` service's containers."""
+    scrapes the API with a token it accepts, and the containers of both worker services."""
     for path in COMPOSE_FILES:
         for name, service in our_services(path).items():
             if argv(service)[0] == "polyfit-worker":
@@ -214,7 +214,7 @@ def test_prometheus_scrapes_the_api_with_its_token_and_every_worker_on_its_port(
     assert jobs["polyfit"]["authorization"]["credentials"] == "secret"
     assert jobs["polyfit"]["static_configs"][0]["targets"] == ["api:8000"]
     assert jobs["polyfit-workers"]["dns_sd_configs"][0] == {
-        "names": ["worker"], "type": "A", "port": 9101}
+        "names": ["worker", "worker-cuda"], "type": "A", "port": 9101}
     if shutil.which("promtool"):
         (tmp_path / "prometheus.yml").write_text(content)
         check = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
