@@ -6,6 +6,10 @@ of 500 jobs, as ratios polyfit / no-op (goals: p50 ≤ 2×, throughput ≥ 0.5×
 concurrency 1 and 2. The two are measured alternately, a round trip of each in turn and
 throughput in five rounds of each (the median round counts), so that the host's load, which
 drifts, weighs on both alike. Run: ``.venv/bin/python bench/queue.py``.
+
+``--task-events``: what Celery's task events (``POLYFIT_TASK_EVENTS``, for Flower) cost
+instead: the same jobs on two Redis servers and workers side by side, one sending events,
+measured alternately; prints latency, throughput and Redis commands per job, events / none.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ REQUEST = FitRequest(approach="tensor", steps=1, seed=0, device="cpu")
 ROUNDS = 5  # throughput rounds of each, count / ROUNDS jobs a round
 
 
-def start_worker(url: str, concurrency: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "POLYFIT_REDIS_URL": url}
+def start_worker(url: str, concurrency: int, log: Path,
+                 task_events: bool = False) -> subprocess.Popen:
+    env = {**os.environ, "POLYFIT_REDIS_URL": url, "POLYFIT_TASK_EVENTS": str(task_events)}
     command = [str(BIN / "polyfit-worker"), "--queues", "cpu", "--concurrency", str(concurrency),
                "--loglevel", "WARNING"]
     return subprocess.Popen(command, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
@@ -117,15 +122,66 @@ def measure(concurrency: int, samples: int, count: int) -> None:
           f"{job_rate:.0f}/s, ratio {job_rate / ping_rate:.2f} (goal ≥ 0.5)", flush=True)
 
 
+def measure_task_events(concurrency: int, samples: int, count: int) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="polyfit-bench-"))
+    with (EmbeddedRedis(directory=directory / "none") as plain,
+          EmbeddedRedis(directory=directory / "events") as evented):
+        workers = [start_worker(server.url, concurrency, directory / f"worker-{name}.log",
+                                task_events=name == "events")
+                   for server, name in ((plain, "none"), (evented, "events"))]
+        try:
+            clients = [PolyfitClient(plain.url), PolyfitClient(evented.url)]
+            for _ in range(5):
+                for client in clients:
+                    job_round_trip(client)
+            latencies: list[list[float]] = [[], []]
+            commands = [commands_processed(client) for client in clients]
+            for _ in range(samples):
+                for side, client in enumerate(clients):
+                    latencies[side].append(job_round_trip(client))
+            per_job = [(commands_processed(client) - before) / samples
+                       for client, before in zip(clients, commands, strict=True)]
+            rates: list[list[float]] = [[], []]
+            for _ in range(ROUNDS):
+                for side, client in enumerate(clients):
+                    rates[side].append(job_throughput(client, count // ROUNDS))
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.wait(30)
+    (p50_none, p50_events), (p99_none, p99_events) = (
+        [percentile(values, q) for values in latencies] for q in (50, 99))
+    rate_none, rate_events = (statistics.median(values) for values in rates)
+    print(f"concurrency {concurrency}: latency p50 no events {p50_none * 1e3:.2f} ms, events "
+          f"{p50_events * 1e3:.2f} ms, ratio {p50_events / p50_none:.2f}; p99 "
+          f"{p99_none * 1e3:.2f} / {p99_events * 1e3:.2f} ms, ratio {p99_events / p99_none:.2f}")
+    print(f"concurrency {concurrency}: throughput (median of {ROUNDS} rounds of "
+          f"{count // ROUNDS}): no events {rate_none:.0f}/s, events {rate_events:.0f}/s, ratio "
+          f"{rate_events / rate_none:.2f}; Redis commands a job {per_job[0]:.1f} / "
+          f"{per_job[1]:.1f}", flush=True)
+
+
+def commands_processed(client: PolyfitClient) -> int:
+    return int(client.store.redis.info("stats")["total_commands_processed"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--task-events", action="store_true",
+                        help="measure what Celery's task events cost instead")
     args = parser.parse_args()
-    print(f"# {os.cpu_count()} cores; tensor fit with steps=1 vs polyfit.ping")
+    if args.task_events:
+        print(f"# {os.cpu_count()} cores; tensor fit with steps=1, task events on vs off")
+    else:
+        print(f"# {os.cpu_count()} cores; tensor fit with steps=1 vs polyfit.ping")
     for concurrency in args.concurrency:
-        measure(concurrency, args.samples, args.count)
+        if args.task_events:
+            measure_task_events(concurrency, args.samples, args.count)
+        else:
+            measure(concurrency, args.samples, args.count)
 
 
 if __name__ == "__main__":

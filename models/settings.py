@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     heartbeat_file: str | None = Field(
         None, description="a file the worker's main loop touches every few seconds, for a "
         "liveness probe (worker/service/heartbeat.py)")
+    task_events: bool = Field(
+        False, description="workers send Celery's task events, which Flower's task list is "
+        "made of (a few more Redis messages a job: docs/PERFORMANCE.md)")
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="a port where polyfit-worker serves its own "
         "Prometheus metrics at /metrics (worker/service/metrics.py); unset: none")

@@ -53,6 +53,7 @@ app.conf.update(
     broker_connection_max_retries=None,  # keep reconnecting to Redis, never give up
     worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_hijack_root_logger=False,
+    worker_send_task_events=settings.task_events,  # Flower's task list (docs/DEPLOY.md)
     worker_proc_alive_timeout=60.0,  # a pool process warms up before it reports (tasks.py)
     imports=["polyfit.worker.service.tasks", "polyfit.worker.service.sweep_tasks",
              "polyfit.worker.service.ping"],
