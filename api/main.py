@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis.asyncio
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = load_tokens(settings)
     app.state.rate_limit = RateLimit(settings.api_rate_limit)
     app.state.client = PolyfitClient(settings.redis_url, settings)
+    app.state.listener = redis.asyncio.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=5,
+        health_check_interval=30)
     app.state.metrics = CollectorRegistry()
     app.state.metrics.register(RedisCollector(app.state.client.store.redis))
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

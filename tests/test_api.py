@@ -3,6 +3,7 @@ served by uvicorn in its own process, called with httpx."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -11,13 +12,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from conftest import FROM_FILE, OTHER, TOKEN, Api, cli
 from polyfit.client.embedded import free_port
+from polyfit.store.keys import events_channel
 
 pytestmark = pytest.mark.integration
 
 SMALL = {"approach": "numpy", "steps": 5, "seed": 1}
+STREAMS = 60  # more than the 40 threads Starlette serves blocking endpoints from
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +98,58 @@ def test_list_cancel_delete_and_unknown_ids(api):
     assert api.http.delete(f"/api/jobs/{queued[0]}").status_code == 404
     missing = api.http.get(f"/api/jobs/{'0' * 32}/events")
     assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+
+
+def test_open_event_streams_leave_the_api_answering(api):
+    """Every dashboard tab on a job page holds an event stream open: 60 streams on a queued
+    job (no worker takes the cuda queue here) leave plain requests answered, and each
+    stream still sends the job's end."""
+    headers = {"Authorization": f"Bearer {FROM_FILE}"}
+    job_id = submit(api, {"approach": "tensor", "steps": 5, "device": "cuda"})
+
+    async def watch_and_ask() -> tuple[list[str], int, float]:
+        async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=60) as http:
+            async def follow(opened: asyncio.Event, ready: list[int]) -> str:
+                async with http.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+                    state = ""
+                    async for line in stream.aiter_lines():
+                        if line.startswith("data: "):
+                            state = json.loads(line.removeprefix("data: "))["state"]
+                            ready.append(1)
+                            if len(ready) == STREAMS:
+                                opened.set()
+                    return state
+
+            opened, ready = asyncio.Event(), []
+            streams = [asyncio.create_task(follow(opened, ready)) for _ in range(STREAMS)]
+            await asyncio.wait_for(opened.wait(), 60)
+            started = time.perf_counter()
+            answer = await http.get(f"/api/jobs/{job_id}", timeout=10)
+            took = time.perf_counter() - started
+            await http.post(f"/api/jobs/{job_id}/cancel")
+            return await asyncio.wait_for(asyncio.gather(*streams), 60), answer.status_code, took
+
+    ends, status, took = asyncio.run(watch_and_ask())
+    print(f"\nwith {STREAMS} event streams open, a job's document answered in {took * 1e3:.0f} ms")
+    assert status == 200
+    assert ends == ["cancelled"] * STREAMS
+    assert subscribers(api, job_id) == 0
+
+    left = submit(api, {"approach": "tensor", "steps": 5, "device": "cuda"})
+    with httpx.stream("GET", f"{api.url}/api/jobs/{left}/events", headers=headers) as stream:
+        lines = stream.iter_lines()  # open until the block ends (a break would close it)
+        next(line for line in lines if line.startswith("data: "))
+        assert subscribers(api, left) == 1
+    deadline = time.monotonic() + 30  # a browser that went away: its subscription goes too
+    while subscribers(api, left):
+        assert time.monotonic() < deadline, "a closed stream kept its Redis subscription"
+        time.sleep(0.1)
+    api.http.post(f"/api/jobs/{left}/cancel")
+
+
+def subscribers(api: Api, job_id: str) -> int:
+    [(_, count)] = redis.Redis.from_url(api.server.url).pubsub_numsub(events_channel(job_id))
+    return count
 
 
 def test_a_sweep_through_the_api(api):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
+import redis.asyncio
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
-from polyfit.api.dependencies import client
+from polyfit.api.dependencies import client, listener
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound
 from polyfit.client.plot import CURVE_POINTS, evaluate, sample
@@ -21,6 +24,7 @@ from polyfit.store.keys import events_channel
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 Client = Annotated[PolyfitClient, Depends(client)]
+Listener = Annotated[redis.asyncio.Redis, Depends(listener)]
 KEEP_ALIVE_SECONDS = 15.0
 
 
@@ -85,22 +89,25 @@ def delete(job_id: str, polyfit: Client) -> Outcome:
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse)
-def events(job_id: str, polyfit: Client) -> StreamingResponse:
+async def events(job_id: str, polyfit: Client, events_redis: Listener) -> StreamingResponse:
     """Server-Sent Events: a ``job`` event with the job's document at once and at each change
     of state or progress, until it ends; comments keep the connection alive meanwhile."""
-    polyfit.status(job_id)  # 404 before the stream starts
-    return StreamingResponse(_follow(job_id, polyfit), media_type="text/event-stream",
+    await run_in_threadpool(polyfit.status, job_id)  # 404 before the stream starts
+    return StreamingResponse(_follow(job_id, polyfit, events_redis), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
 
 
-def _follow(job_id: str, polyfit: PolyfitClient) -> Iterator[str]:
-    subscription = polyfit.store.redis.pubsub(ignore_subscribe_messages=True)
-    subscription.subscribe(events_channel(job_id))
+async def _follow(job_id: str, polyfit: PolyfitClient,
+                  events_redis: redis.asyncio.Redis) -> AsyncIterator[str]:
+    """Waits for the job's events on the event loop: an open stream (a dashboard tab) that
+    waited in a thread would hold one of the 40 that every other request is served from."""
+    subscription = events_redis.pubsub(ignore_subscribe_messages=True)
+    await subscription.subscribe(events_channel(job_id))
     try:
         sent = None
         while True:
             try:
-                document = polyfit.status(job_id).to_document()
+                document = (await run_in_threadpool(polyfit.status, job_id)).to_document()
             except JobNotFound:  # deleted meanwhile
                 yield "event: deleted\ndata: {}\n\n"
                 return
@@ -109,7 +116,8 @@ def _follow(job_id: str, polyfit: PolyfitClient) -> Iterator[str]:
                 yield f"event: job\ndata: {json.dumps(document)}\n\n"
             if JobState(document["state"]).finished:
                 return
-            if subscription.get_message(timeout=KEEP_ALIVE_SECONDS) is None:
+            if await subscription.get_message(timeout=KEEP_ALIVE_SECONDS) is None:
                 yield ": waiting\n\n"
     finally:
-        subscription.close()
+        with anyio.CancelScope(shield=True):  # a closed connection cancels the stream
+            await subscription.aclose()
