@@ -27,12 +27,14 @@ LONG = FitRequest(approach="tensor", steps=1_000_000, seed=1, record_every=100)
 
 
 class MetricsWorker:
+    """Redis and a prefork worker with two pool processes, its metrics on a free port."""
+
     def __init__(self, directory) -> None:
         self.server = EmbeddedRedis(directory=directory / "redis").start()
-        self.url = f"http://127.0.0.1:{free_port()}/metrics"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/metrics"
         self.worker = Worker(self.server.url, directory / "worker.log", concurrency=2, env={
-            "POLYFIT_METRICS_PORT": self.url.split(":")[2].split("/")[0],
-            "POLYFIT_WARM_UP": "0"}).wait_ready()
+            "POLYFIT_METRICS_PORT": str(port), "POLYFIT_WARM_UP": "0"}).wait_ready()
         self.client = PolyfitClient(self.server.url)
 
     def samples(self) -> dict[tuple[str, tuple], float]:
