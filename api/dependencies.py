@@ -1,11 +1,13 @@
 """What requests use, made once per API process (``main.create_app``): the client, shared
 by the threads blocking endpoints run in, and an asyncio Redis client that event streams
-wait on."""
+wait on. Endpoints take them as parameters typed ``Client`` and ``Listener``."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import redis.asyncio
-from fastapi import Request
+from fastapi import Depends, Request
 
 from polyfit.client import PolyfitClient
 
@@ -16,3 +18,7 @@ def client(request: Request) -> PolyfitClient:
 
 def listener(request: Request) -> redis.asyncio.Redis:
     return request.app.state.listener
+
+
+Client = Annotated[PolyfitClient, Depends(client)]
+Listener = Annotated[redis.asyncio.Redis, Depends(listener)]

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from polyfit.api.dependencies import client
-from polyfit.client import PolyfitClient
+from polyfit.api.dependencies import Client
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def health(polyfit: Annotated[PolyfitClient, Depends(client)]) -> JSONResponse:
+def health(polyfit: Client) -> JSONResponse:
     try:
         polyfit.store.redis.ping()
     except Exception as error:  # any failure to reach Redis is "unhealthy", said plainly

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 import redis.asyncio
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from polyfit.api.dependencies import client, listener
+from polyfit.api.dependencies import Client, Listener
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound
 from polyfit.client.plot import CURVE_POINTS, evaluate, sample
@@ -23,8 +23,6 @@ from polyfit.models.request import Approach
 from polyfit.store.keys import events_channel
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-Client = Annotated[PolyfitClient, Depends(client)]
-Listener = Annotated[redis.asyncio.Redis, Depends(listener)]
 KEEP_ALIVE_SECONDS = 15.0
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from polyfit.api.dependencies import client
-from polyfit.client import PolyfitClient
+from polyfit.api.dependencies import Client
 from polyfit.models.sweep import SweepRequest
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
-Client = Annotated[PolyfitClient, Depends(client)]
 
 
 class SweepSubmitted(BaseModel):
