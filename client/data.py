@@ -1,4 +1,4 @@
-"""Reading a user's points from a CSV file of two columns, x and y."""
+"""Reading a user's points from a CSV file: columns x and y, and optionally sigma."""
 
 from __future__ import annotations
 
@@ -11,40 +11,51 @@ from polyfit.models import Settings
 
 
 def read_points(path: str | Path, settings: Settings | None = None) -> dict[str, list[float]]:
-    """``{"x": [...], "y": [...]}`` from a CSV file; an optional first line may name columns.
+    """``{"x": [...], "y": [...]}`` from a CSV file, with ``"sigma"`` when the rows have a
+    third column (each y's standard deviation); an optional first line may name the columns
+    (``x,y,sigma``).
 
-    Refuses, naming the line: missing values, text, a row without exactly two columns,
-    fewer than two points, more than POLYFIT_MAX_POINTS rows.
+    Refuses, naming the line: missing values, text, rows of 1 or more than 3 columns or of a
+    different width than the first, a sigma that is not positive and finite, fewer than two
+    points, more than POLYFIT_MAX_POINTS rows.
     """
     limit = (settings or Settings()).max_points
-    xs: list[float] = []
-    ys: list[float] = []
+    columns: list[list[float]] = []
     try:
         with open(path, newline="") as handle:
             for line, row in enumerate(csv.reader(handle), start=1):
                 if not row or all(not cell.strip() for cell in row):
                     continue
-                if len(row) != 2:
-                    raise InvalidRequest(f"data: {path} line {line}: expected 2 columns (x,y), "
+                width = len(columns) or len(row)
+                if len(row) != width or width not in (2, 3):
+                    expected = "2 columns (x,y) or 3 (x,y,sigma)" if not columns else (
+                        f"{width} columns like the first row")
+                    raise InvalidRequest(f"data: {path} line {line}: expected {expected}, "
                                          f"found {len(row)}")
                 try:
-                    x, y = (float(cell) for cell in row)
+                    values = [float(cell) for cell in row]
                 except ValueError:
-                    if line == 1 and not xs:
+                    if line == 1 and not columns:
                         continue  # a header
                     raise InvalidRequest(f"data: {path} line {line}: not a number: "
                                          f"{','.join(row)[:60]!r}") from None
-                if not (math.isfinite(x) and math.isfinite(y)):
+                if not all(math.isfinite(value) for value in values):
                     raise InvalidRequest(f"data: {path} line {line}: values must be finite")
-                if len(xs) >= limit:
+                if width == 3 and not values[2] > 0:
+                    raise InvalidRequest(f"data: {path} line {line}: sigma must be positive, "
+                                         f"not {row[2].strip()}")
+                if not columns:
+                    columns = [[] for _ in values]
+                if len(columns[0]) >= limit:
                     raise InvalidRequest(f"data: {path} has more than {limit} points "
                                          "(POLYFIT_MAX_POINTS)")
-                xs.append(x)
-                ys.append(y)
+                for column, value in zip(columns, values, strict=True):
+                    column.append(value)
     except OSError as error:
         raise InvalidRequest(f"data: cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidRequest(f"data: {path} is not a text CSV file") from None
-    if len(xs) < 2:
-        raise InvalidRequest(f"data: {path} has {len(xs)} point(s); a fit needs at least 2")
-    return {"x": xs, "y": ys}
+    count = len(columns[0]) if columns else 0
+    if count < 2:
+        raise InvalidRequest(f"data: {path} has {count} point(s); a fit needs at least 2")
+    return dict(zip(("x", "y", "sigma"), columns, strict=False))

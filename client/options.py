@@ -98,7 +98,11 @@ def request_options(command: Callable) -> Callable:
         click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"])),
         click.option("--dtype", type=click.Choice(["float32", "float64"])),
         click.option("--data", "data_file", type=click.Path(dir_okay=False),
-                     help="CSV of x,y points to fit instead of a target."),
+                     help="CSV of x,y points (or x,y,sigma: each y's standard deviation, "
+                          "weighting the fit by 1/sigma²) to fit instead of a target."),
+        click.option("--absolute-sigma", is_flag=True, default=None,
+                     help="Take the CSV's sigma as absolute: the covariance is not scaled "
+                          "by the reduced chi-square (curve_fit's absolute_sigma)."),
         click.option("--n-points", type=int),
         click.option("--x-min", type=float),
         click.option("--x-max", type=float),

@@ -25,7 +25,8 @@ from numpy.polynomial import polynomial
 
 from polyfit.client.errors import InvalidRequest
 from polyfit.models import JobRecord, JobState
-from polyfit.models.curves import TARGETS, least_squares
+from polyfit.models.curves import TARGETS
+from polyfit.models.least_squares import fit_polynomial
 from polyfit.models.request import POLYNOMIAL_APPROACHES
 from polyfit.models.statistics import design, mean_prediction_band
 from polyfit.models.sweep import SweepMember, SweepRecord
@@ -87,9 +88,12 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
     residual_axes = figure.add_subplot(panels[1, 0], sharex=fit_axes)
     loss_axes = figure.add_subplot(panels[:, 1])
 
+    sigma = (request.get("data") or {}).get("sigma")
     if request.get("data"):
         step = max(1, len(x) // MAX_MARKERS)
-        fit_axes.plot(x[::step], y[::step], ".", color="0.55", markersize=4, label="data")
+        fit_axes.errorbar(x[::step], y[::step], None if sigma is None else sigma[::step],
+                          fmt=".", color="0.55", markersize=4, elinewidth=0.8,
+                          label="data ± σ" if sigma else "data")
     else:
         fit_axes.plot(x, y, color="0.55", linewidth=4, alpha=0.6, label=request["target"])
     fitted = evaluate(approach, result.coefficients, degree, grid)
@@ -101,7 +105,7 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
         fit_axes.fill_between(grid, fitted - half, fitted + half, color="C0", alpha=0.25,
                               linewidth=0, label="95 % band of the mean")
     if approach in POLYNOMIAL_APPROACHES:
-        optimum = polynomial.polyval(grid, least_squares(x, y, degree)[0])
+        optimum = polynomial.polyval(grid, fit_polynomial(x, y, degree, sigma).coefficients)
         fit_axes.plot(grid, optimum, "--", color="C3", linewidth=1.4,
                       label="least-squares optimum")
     fit_axes.set(title=model_title(approach, degree), ylabel="y")

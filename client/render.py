@@ -69,6 +69,11 @@ def show_statistics(statistics: FitStatistics, console: Console) -> None:
         if value is not None:
             parts.append(f"{label} {value:.6g}")
     console.print("fit: " + ", ".join(parts))
+    if statistics.weighted and statistics.reduced_chi_square is not None:
+        scaled = ("σ absolute: the covariance is not scaled" if statistics.absolute_sigma else
+                  "σ relative: the covariance is scaled by the reduced χ²")
+        console.print(f"weighted by 1/σ²: χ² {statistics.chi_square:.6g}, reduced χ² "
+                      f"{statistics.reduced_chi_square:.6g} ({scaled})")
     if statistics.converged is False:
         console.print(f"not converged: the loss is {statistics.gap_to_optimum:.3%} above the "
                       "optimum, so the uncertainties describe where the descent stopped, not "

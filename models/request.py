@@ -43,14 +43,16 @@ RECORD_EVERY = {"dynamic": 2000}
 
 
 class Points(BaseModel):
-    """User-supplied data points, used instead of a sampled target."""
+    """User-supplied data points, used instead of a sampled target; ``sigma``, when given, is
+    each y's standard deviation: the fit then minimises Σ((y − f)/σ)²."""
 
     model_config = ConfigDict(extra="forbid")
 
     x: list[float] = Field(min_length=2)
     y: list[float] = Field(min_length=2)
+    sigma: list[float] | None = None
 
-    @field_validator("x", "y", mode="before")
+    @field_validator("x", "y", "sigma", mode="before")
     @classmethod
     def _not_too_many(cls, values: object) -> object:
         """Counted before each value is parsed, so a huge array is refused at once."""
@@ -66,10 +68,22 @@ class Points(BaseModel):
             raise ValueError("must be finite numbers (no NaN or infinity)")
         return values
 
+    @field_validator("sigma")
+    @classmethod
+    def _positive(cls, values: list[float] | None) -> list[float] | None:
+        for index, value in enumerate(values or []):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"point {index}: sigma must be a positive finite number, "
+                                 f"not {value:g}")
+        return values
+
     @model_validator(mode="after")
     def _same_length(self) -> Points:
         if len(self.x) != len(self.y):
             raise ValueError(f"x and y must have equal lengths ({len(self.x)} != {len(self.y)})")
+        if self.sigma is not None and len(self.sigma) != len(self.x):
+            raise ValueError(f"sigma must have one value per point ({len(self.sigma)} != "
+                             f"{len(self.x)})")
         if len(set(self.x)) < 2:
             raise ValueError("x needs at least two distinct values")
         return self
@@ -95,6 +109,7 @@ class FitRequest(BaseModel):
     device: Device = "auto"
     dtype: Dtype | None = None
     record_every: int | None = Field(None, gt=0)
+    absolute_sigma: bool = False
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> FitRequest:
@@ -104,6 +119,8 @@ class FitRequest(BaseModel):
             for unused in ("target", "x_min", "x_max", "n_points"):
                 if getattr(self, unused) != FitRequest.model_fields[unused].default:
                     raise ValueError(f"{unused}: not used when data points are given")
+        if self.absolute_sigma and (self.data is None or self.data.sigma is None):
+            raise ValueError("absolute_sigma: needs data with a sigma for every point")
         if self.x_min >= self.x_max:
             raise ValueError(f"x_min ({self.x_min}) must be less than x_max ({self.x_max})")
         if self.n_points > settings.max_points:
@@ -166,6 +183,12 @@ class FitRequest(BaseModel):
         if max(abs(y) for y in ys) >= largest:
             raise ValueError(f"data: y beyond {largest:g} overflows {self.dtype}; rescale y"
                              f"{wider}")
+        if self.data is not None and self.data.sigma is not None:
+            smallest = min(self.data.sigma)
+            if (max(abs(y) for y in ys) / smallest >= largest
+                    or smallest < 1 / math.sqrt(float(np.finfo(np.float64).max))):
+                raise ValueError(f"data: y/sigma overflows {self.dtype} for sigma down to "
+                                 f"{smallest:g}; rescale y and sigma together{wider}")
 
     @property
     def point_count(self) -> int:

@@ -3,15 +3,21 @@ criteria, the covariance of the coefficients and their confidence intervals, and
 descent reached the optimum. NumPy only, in float64, at the returned coefficients; the client
 uses it too (confidence bands in plots).
 
-With n points, p coefficients, SSE the sum of squared residuals and SST the total sum of
-squares about the mean of y:
+With n points, p coefficients, residuals r = y − f, standard deviations σ (1 for points
+without them) and weights 1/σ²:
 
-- residual variance σ² = SSE / (n − p); R² = 1 − SSE/SST; adjusted R² = 1 − (1 − R²)(n − 1)/(n − p);
-- AIC = n·ln(SSE/n) + 2p and BIC = n·ln(SSE/n) + p·ln(n) (lmfit's least-squares forms);
-- covariance = σ²(JᵀJ)⁻¹, J the Jacobian of the predictions with respect to the coefficients,
-  from J's singular value decomposition (never an explicit inverse of JᵀJ); none when J is
-  rank-deficient, i.e. when the data cannot tell some coefficients apart;
+- SSE = Σr² and SST = Σ(y − ȳ)²; χ² = Σ(r/σ)² (SSE without σ) and the reduced χ²/(n − p);
+- residual variance SSE/(n − p); R² = 1 − χ²/Σ((y − ȳ_w)/σ)², ȳ_w the weighted mean (1 −
+  SSE/SST without σ); adjusted R² = 1 − (1 − R²)(n − 1)/(n − p);
+- AIC = n·ln(χ²/n) + 2p and BIC = n·ln(χ²/n) + p·ln(n) (lmfit's least-squares forms);
+- covariance = s·(JᵀWJ)⁻¹, J the Jacobian of the predictions with respect to the
+  coefficients, from polyfit.models.least_squares (never an explicit inverse of JᵀWJ); s is
+  the reduced χ² (σ taken as relative weights, curve_fit's default) or 1 with
+  ``absolute_sigma``; none when the data cannot tell some coefficients apart;
 - 95 % confidence intervals from Student's t with n − p degrees of freedom.
+
+For a polynomial the residuals at any coefficients w are the optimum's, computed in twice
+float64's precision, less J·(w − w*): accurate where evaluating the polynomial is not.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ import numpy as np
 from numpy.polynomial import legendre as numpy_legendre
 from pydantic import BaseModel
 
+from polyfit.models.least_squares import MappedDesign, normal_inverse
+
 CONFIDENCE = 0.95
 # A descent is converged when its loss is within this fraction of the least-squares optimum.
 CONVERGED_GAP = 1e-3
 NO_FIXED_MODEL = ("dynamic's model changes every step (x⁴ and x⁵ drawn at random), so its "
                   "coefficients estimate no fixed model: no covariance or intervals")
+SINGULAR = "JᵀWJ is singular at these coefficients: the data cannot tell every coefficient apart"
 
 
 class FitStatistics(BaseModel):
@@ -38,6 +47,10 @@ class FitStatistics(BaseModel):
     n_coefficients: int
     sse: float
     sst: float
+    weighted: bool = False  # the points had σ (False in records written before weights)
+    chi_square: float | None = None
+    reduced_chi_square: float | None = None
+    absolute_sigma: bool = False
     residual_variance: float | None
     r_squared: float | None
     adjusted_r_squared: float | None
@@ -73,103 +86,111 @@ def design(approach: str, x: np.ndarray, coefficients: list[float],
 
 
 def fit_statistics(approach: str, degree: int, x: np.ndarray, y: np.ndarray,
-                   coefficients: dict[str, float], optimum_loss: float | None) -> FitStatistics:
-    """The statistics of ``coefficients`` (named a, b, …, in order) fitted to (x, y)."""
-    return FittedPoints(approach, degree, x, y).statistics([coefficients], optimum_loss)[0]
+                   coefficients: dict[str, float], sigma: np.ndarray | None = None,
+                   absolute_sigma: bool = False) -> FitStatistics:
+    """The statistics of ``coefficients`` (named a, b, …, in order) fitted to (x, y, σ)."""
+    return FittedPoints(approach, degree, x, y, sigma, absolute_sigma).statistics(
+        [coefficients])[0]
 
 
 class FittedPoints:
-    """The points fits of one model are made on, with what all their statistics share: SST
-    and, for a model linear in its coefficients, J and (JᵀJ)⁻¹, decomposed once (a sweep's
-    members; every job on the same sampling, as ``worker.engine.run`` caches it)."""
+    """The points fits of one model are made on, with what all their statistics share: the
+    weighted SST and, for a polynomial, its least-squares optimum (the residuals there and
+    (JᵀWJ)⁻¹), solved once (a sweep's members; every job on the same sampling, as
+    ``worker.engine.run`` caches it)."""
 
-    def __init__(self, approach: str, degree: int, x: np.ndarray, y: np.ndarray) -> None:
-        self.approach, self.degree = approach, degree
+    def __init__(self, approach: str, degree: int, x: np.ndarray, y: np.ndarray,
+                 sigma: np.ndarray | None = None, absolute_sigma: bool = False) -> None:
+        self.approach, self.degree, self.absolute_sigma = approach, degree, absolute_sigma
         self.x, self.y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        self.scale = None if sigma is None else 1 / np.asarray(sigma, np.float64)
+        weights = np.ones_like(self.y) if self.scale is None else self.scale**2
         self.sst = float(((self.y - self.y.mean()) ** 2).sum())
-        self.jacobian = self.inverse = None
-        if approach != "legendre":  # legendre's J depends on the coefficients
-            width = 5 if approach == "dynamic" else degree + 1
-            self.jacobian = design(approach, self.x, [0.0] * width, degree)[1]
-            self.inverse = None if approach == "dynamic" else normal_inverse(self.jacobian)
+        self.weighted_sst = float((weights * (self.y - np.average(self.y, weights=weights))
+                                   ** 2).sum())
+        self.optimum = None
+        if approach not in ("legendre", "dynamic"):  # a polynomial in x
+            self.optimum = MappedDesign(self.x, degree, sigma).fit(self.y)
+            self.powers = np.vander(self.x, degree + 1, increasing=True)
 
-    def statistics(self, members: list[dict[str, float]],
-                   optimum_loss: float | None) -> list[FitStatistics]:
-        """``fit_statistics`` of each member's coefficients."""
-        if self.jacobian is None:
+    @property
+    def optimum_loss(self) -> float | None:
+        """The least χ² (SSE without σ) the model reaches on these points; None for a model
+        that is not a polynomial in x."""
+        return None if self.optimum is None else self.optimum.chi_square
+
+    def statistics(self, members: list[dict[str, float]]) -> list[FitStatistics]:
+        """The statistics of each member's coefficients."""
+        if self.optimum is None:
             found = []
             for coefficients in members:
                 predictions, jacobian = design(self.approach, self.x,
                                                list(coefficients.values()), self.degree)
-                sse = float((predictions - self.y) @ (predictions - self.y))
-                found.append(_summary(self.approach, coefficients, jacobian.shape, sse,
-                                      self.sst, normal_inverse(jacobian), optimum_loss))
+                weighted = jacobian if self.scale is None else jacobian * self.scale[:, None]
+                inverse = None if self.approach == "dynamic" else normal_inverse(weighted)
+                found.append(self._summary(coefficients, jacobian.shape[1],
+                                           self.y - predictions, inverse, SINGULAR))
             return found
         values = np.array([list(coefficients.values()) for coefficients in members])
-        sse = np.concatenate([((rows @ self.jacobian.T - self.y) ** 2).sum(axis=1)
-                              for rows in np.array_split(values, max(1, len(values) // 256))])
-        return [_summary(self.approach, coefficients, self.jacobian.shape, float(error),
-                         self.sst, self.inverse, optimum_loss)
-                for coefficients, error in zip(members, sse, strict=True)]
+        found = []
+        for block in np.array_split(np.arange(len(members)), max(1, len(members) // 256)):
+            offsets = (values[block] - self.optimum.coefficients) @ self.powers.T
+            for row, residual in zip(block, self.optimum.residuals - offsets, strict=True):
+                found.append(self._summary(members[row], self.degree + 1, residual,
+                                           self.optimum.normal_inverse, self.optimum.singular))
+        return found
 
+    def _summary(self, coefficients: dict[str, float], p: int, residual: np.ndarray,
+                 inverse: np.ndarray | None, singular: str | None) -> FitStatistics:
+        n = len(residual)
+        notes: list[str] = []
+        sse = float(residual @ residual)
+        weighted = residual if self.scale is None else residual * self.scale
+        chi_square = float(weighted @ weighted)
+        dof = n - p
+        reduced = chi_square / dof if dof > 0 else None
+        if dof <= 0:
+            notes.append(f"{n} points for {p} coefficients: no residual degrees of freedom")
+        r_squared = 1 - chi_square / self.weighted_sst if self.weighted_sst > 0 else None
+        adjusted = (1 - (1 - r_squared) * (n - 1) / dof
+                    if r_squared is not None and dof > 0 else None)
+        aic = bic = None
+        if chi_square > 0:
+            aic = n * math.log(chi_square / n) + 2 * p
+            bic = n * math.log(chi_square / n) + p * math.log(n)
+        else:
+            notes.append("the fit is exact (SSE = 0): AIC and BIC are unbounded")
 
-def _summary(approach: str, coefficients: dict[str, float], shape: tuple[int, int], sse: float,
-             sst: float, inverse: np.ndarray | None,
-             optimum_loss: float | None) -> FitStatistics:
-    n, p = shape
-    notes: list[str] = []
-    dof = n - p
-    variance = sse / dof if dof > 0 else None
-    if dof <= 0:
-        notes.append(f"{n} points for {p} coefficients: no residual degrees of freedom")
-    r_squared = 1 - sse / sst if sst > 0 else None
-    adjusted = (1 - (1 - r_squared) * (n - 1) / dof
-                if r_squared is not None and dof > 0 else None)
-    aic = bic = None
-    if sse > 0:
-        aic = n * math.log(sse / n) + 2 * p
-        bic = n * math.log(sse / n) + p * math.log(n)
-    else:
-        notes.append("the fit is exact (SSE = 0): AIC and BIC are unbounded")
+        covariance = errors = intervals = None
+        if self.approach == "dynamic":
+            notes.append(NO_FIXED_MODEL)
+        elif reduced is not None and inverse is None:
+            notes.append(singular)
+        elif reduced is not None:
+            matrix = inverse if self.absolute_sigma else reduced * inverse
+            covariance = matrix.tolist()
+            se = np.sqrt(np.clip(np.diag(matrix), 0, None))
+            half = t_quantile((1 + CONFIDENCE) / 2, dof) * se
+            values = np.array(list(coefficients.values()))
+            errors = dict(zip(coefficients, se.tolist(), strict=True))
+            intervals = {name: (low, high) for name, low, high
+                         in zip(coefficients, (values - half).tolist(),
+                                (values + half).tolist(), strict=True)}
 
-    covariance = errors = intervals = None
-    if approach == "dynamic":
-        notes.append(NO_FIXED_MODEL)
-    elif variance is not None and inverse is None:
-        notes.append("JᵀJ is singular: the data cannot tell every coefficient apart "
-                     "(fewer distinct x than coefficients, or x too narrow for the degree)")
-    elif variance is not None:
-        matrix = variance * inverse
-        covariance = matrix.tolist()
-        se = np.sqrt(np.clip(np.diag(matrix), 0, None))
-        half = t_quantile((1 + CONFIDENCE) / 2, dof) * se
-        values = np.array(list(coefficients.values()))
-        errors = dict(zip(coefficients, se.tolist(), strict=True))
-        intervals = {name: (low, high) for name, low, high
-                     in zip(coefficients, (values - half).tolist(), (values + half).tolist(),
-                            strict=True)}
-
-    gap = converged = None
-    if optimum_loss is not None and optimum_loss > 0:
-        gap = (sse - optimum_loss) / optimum_loss
-        converged = gap <= CONVERGED_GAP
-    elif approach == "legendre":
-        notes.append("legendre has no closed-form optimum: convergence is not judged")
-    return FitStatistics(
-        n_points=n, n_coefficients=p, sse=sse, sst=sst, residual_variance=variance,
-        r_squared=r_squared, adjusted_r_squared=adjusted, aic=aic, bic=bic,
-        covariance=covariance, standard_errors=errors, confidence_intervals=intervals,
-        gap_to_optimum=gap, converged=converged, notes=notes)
-
-
-def normal_inverse(jacobian: np.ndarray) -> np.ndarray | None:
-    """(JᵀJ)⁻¹ from J's singular values, or None when J is rank-deficient (lstsq's
-    tolerance: singular values below max(n, p)·ε·s_max count as zero)."""
-    _, s, vt = np.linalg.svd(jacobian, full_matrices=False)
-    if s[-1] <= max(jacobian.shape) * np.finfo(np.float64).eps * s[0]:
-        return None
-    scaled = vt.T / s
-    return scaled @ scaled.T
+        gap = converged = None
+        if self.optimum_loss is not None and self.optimum_loss > 0:
+            gap = (chi_square - self.optimum_loss) / self.optimum_loss
+            converged = gap <= CONVERGED_GAP
+        elif self.approach == "legendre":
+            notes.append("legendre has no closed-form optimum: convergence is not judged")
+        return FitStatistics(
+            n_points=n, n_coefficients=p, sse=sse, sst=self.sst,
+            weighted=self.scale is not None, chi_square=chi_square,
+            reduced_chi_square=reduced, absolute_sigma=self.absolute_sigma,
+            residual_variance=sse / dof if dof > 0 else None, r_squared=r_squared,
+            adjusted_r_squared=adjusted, aic=aic, bic=bic, covariance=covariance,
+            standard_errors=errors, confidence_intervals=intervals, gap_to_optimum=gap,
+            converged=converged, notes=notes)
 
 
 def mean_prediction_band(approach: str, degree: int, x: np.ndarray,

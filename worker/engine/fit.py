@@ -40,13 +40,16 @@ class TimeLimitExceeded(FitStopped):
 
 @dataclass
 class Problem:
-    """The data to fit, on the job's device and dtype: NumPy arrays or torch tensors, and
-    whether approaches that can should run compiled (worker/engine/descent.py)."""
+    """The data to fit, on the job's device and dtype: NumPy arrays or torch tensors;
+    ``scale`` = 1/σ per point when the data has standard deviations (the loss is then
+    Σ((f − y)/σ)², None otherwise); whether approaches that can should run compiled
+    (worker/engine/descent.py)."""
 
     x: np.ndarray | torch.Tensor
     y: np.ndarray | torch.Tensor
     device: str
     compiled: bool = False
+    scale: np.ndarray | torch.Tensor | None = None
 
     def powers(self, degree: int) -> np.ndarray | torch.Tensor:
         """The columns 1, x, x², …, xⁿ, computed once per fit."""
@@ -54,6 +57,15 @@ class Problem:
             return np.stack([self.x**k for k in range(degree + 1)], axis=1)
         exponents = torch.arange(degree + 1, device=self.x.device)
         return self.x.unsqueeze(-1).pow(exponents)  # as the tutorial builds (x, x², x³)
+
+    def weighted(self, degree: int) -> tuple[np.ndarray | torch.Tensor,
+                                             np.ndarray | torch.Tensor]:
+        """The columns 1, x, …, xⁿ and y, each row divided by its σ: a model linear in its
+        coefficients w fitted to them by plain least squares minimises Σ((P·w − y)/σ)²."""
+        powers = self.powers(degree)
+        if self.scale is None:
+            return powers, self.y
+        return powers * self.scale[:, None], self.y * self.scale
 
     def float64(self) -> tuple[np.ndarray, np.ndarray]:
         """x and y as float64 NumPy arrays, for the least-squares reference."""
@@ -65,18 +77,23 @@ class Problem:
 def make_problem(request: FitRequest, device: str, compiled: bool = False) -> Problem:
     """Sample the target (as the tutorial does) or take the user's points."""
     numpy = request.approach in NUMPY_APPROACHES
-    if request.data is not None:
+    data, scale = request.data, None
+    if data is not None:
         if numpy:
             dtype = np.dtype(request.dtype)
-            x, y = np.asarray(request.data.x, dtype), np.asarray(request.data.y, dtype)
+            x, y = np.asarray(data.x, dtype), np.asarray(data.y, dtype)
+            if data.sigma is not None:
+                scale = (1 / np.asarray(data.sigma, np.float64)).astype(dtype)
         else:
             dtype = getattr(torch, request.dtype)
-            x = torch.tensor(request.data.x, dtype=dtype, device=device)
-            y = torch.tensor(request.data.y, dtype=dtype, device=device)
+            x = torch.tensor(data.x, dtype=dtype, device=device)
+            y = torch.tensor(data.y, dtype=dtype, device=device)
+            if data.sigma is not None:
+                scale = torch.tensor([1 / s for s in data.sigma], dtype=dtype, device=device)
     else:
         x, y = sample(request.target, request.x_min, request.x_max, request.n_points,
                       request.dtype, "numpy" if numpy else device)
-    return Problem(x, y, "cpu" if numpy else device, compiled and not numpy)
+    return Problem(x, y, "cpu" if numpy else device, compiled and not numpy, scale)
 
 
 # A process keeps the points of the last few samplings it fitted: every fit only reads them,
@@ -189,9 +206,13 @@ def polynomial_formula(coefficients: dict[str, float]) -> str:
     return "y = " + " + ".join(terms)
 
 
-def sse(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The sum of squared errors, Σ(y_pred − y)², as one fused op (forward and backward)."""
-    return torch.nn.functional.mse_loss(y_pred, y, reduction="sum")
+def sse(y_pred: torch.Tensor, y: torch.Tensor,
+        scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The sum of squared errors, Σ(y_pred − y)², as one fused op (forward and backward); with
+    ``scale`` = 1/σ, χ² = Σ((y_pred − y)/σ)²."""
+    if scale is None:
+        return torch.nn.functional.mse_loss(y_pred, y, reduction="sum")
+    return torch.nn.functional.mse_loss(y_pred * scale, y * scale, reduction="sum")
 
 
 def initial_normal(request: FitRequest, count: int, device: str) -> torch.Tensor:

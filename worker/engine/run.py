@@ -9,8 +9,7 @@ from functools import lru_cache
 import torch
 
 from polyfit.models import FitRequest, FitResult
-from polyfit.models.curves import least_squares
-from polyfit.models.request import NUMPY_APPROACHES, POLYNOMIAL_APPROACHES
+from polyfit.models.request import NUMPY_APPROACHES
 from polyfit.models.statistics import FittedPoints
 from polyfit.worker.engine.approaches import APPROACHES, compiles
 from polyfit.worker.engine.fit import Problem, Report, diverged_unrecorded, make_problem, sample
@@ -53,57 +52,33 @@ def run_fit(request: FitRequest, report: Report, device: str | None = None,
     fit_seconds = time.perf_counter() - started
     if (diverged := diverged_unrecorded(fit, report.history)) is not None:
         raise diverged
-    optimum = optimum_loss(request, problem)
+    points = fitted_points(request, problem)
     return FitResult(
         coefficients=fit.coefficients,
         initial_coefficients=fit.initial_coefficients,
         formula=fit.formula,
         loss_history=report.history,
         final_loss=fit.final_loss,
-        optimum_loss=optimum,
+        optimum_loss=points.optimum_loss,
         steps_run=fit.steps_run,
         device=problem.device,  # cpu for the NumPy approaches, whatever was asked
         fit_seconds=fit_seconds,
         compiled=report.compiled,  # a fit past the compiled graphs' bound runs replayed
-        statistics=fitted_points(request, problem).statistics([fit.coefficients], optimum)[0],
+        statistics=points.statistics([fit.coefficients])[0],
     )
 
 
 def fitted_points(request: FitRequest, problem: Problem) -> FittedPoints:
-    """``problem``'s points prepared for the statistics of ``request``'s model: for sampled
-    points, made once per sampling and model (every job would otherwise decompose the same
-    J again)."""
+    """``problem``'s points prepared for the statistics of ``request``'s model, with the
+    least-squares optimum of a polynomial: for sampled points, made once per sampling and
+    model (every job would otherwise solve the same problem again)."""
     if request.data is not None:
-        return FittedPoints(request.approach, request.degree, *problem.float64())
+        return FittedPoints(request.approach, request.degree, *problem.float64(),
+                            request.data.sigma, request.absolute_sigma)
     model = request.approach if request.approach in ("legendre", "dynamic") else "polynomial"
+    device = "numpy" if request.approach in NUMPY_APPROACHES else problem.device
     return sampled_points(model, request.degree, request.target, request.x_min, request.x_max,
-                          request.n_points, request.dtype, sampled_on(request, problem))
-
-
-def optimum_loss(request: FitRequest, problem: Problem) -> float | None:
-    """The least Σ(y_pred − y)² a model linear in its coefficients can reach on ``problem``;
-    None for the others."""
-    if request.approach not in POLYNOMIAL_APPROACHES:
-        return None
-    if request.data is not None:
-        return least_squares(*problem.float64(), request.degree)[1]
-    return sampled_optimum(request.target, request.x_min, request.x_max, request.n_points,
-                           request.dtype, sampled_on(request, problem), request.degree)
-
-
-def sampled_on(request: FitRequest, problem: Problem) -> str:
-    """The device the job's points were sampled for (``sample``'s cache key)."""
-    return "numpy" if request.approach in NUMPY_APPROACHES else problem.device
-
-
-# It depends on the sampling and the degree only: recomputing it took half of a one-step
-# job's time in the worker.
-@lru_cache(maxsize=256)
-def sampled_optimum(target: str, x_min: float, x_max: float, n_points: int, dtype: str,
-                    device: str, degree: int) -> float:
-    """``optimum_loss`` on the points ``worker.fit.sample`` gives for these arguments."""
-    x, y = sample(target, x_min, x_max, n_points, dtype, device)
-    return least_squares(*Problem(x, y, device).float64(), degree)[1]
+                          request.n_points, request.dtype, device)
 
 
 @lru_cache(maxsize=8)  # as many samplings as ``sample`` keeps

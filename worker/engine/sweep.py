@@ -9,7 +9,7 @@ from polyfit.models import FitRequest, FitResult
 from polyfit.worker.engine.batched import BATCHED, sequential
 from polyfit.worker.engine.batched.report import BatchReport
 from polyfit.worker.engine.fit import diverged_unrecorded, make_problem
-from polyfit.worker.engine.run import fitted_points, optimum_loss, resolve_device
+from polyfit.worker.engine.run import fitted_points, resolve_device
 
 
 def run_sweep(requests: list[FitRequest], report: BatchReport,
@@ -37,14 +37,14 @@ def run_sweep(requests: list[FitRequest], report: BatchReport,
                 if fit is not None and request.degree == degree]
         if not rows:
             continue
-        optimum = optimum_loss(requests[rows[0]], problem)
-        statistics = fitted_points(requests[rows[0]], problem).statistics(
-            [fits[row].coefficients for row in rows], optimum)
+        points = fitted_points(requests[rows[0]], problem)
+        statistics = points.statistics([fits[row].coefficients for row in rows])
         for row, stats in zip(rows, statistics, strict=True):
             fit = fits[row]
             results[row] = FitResult(
                 coefficients=fit.coefficients, initial_coefficients=fit.initial_coefficients,
                 formula=fit.formula, loss_history=report.histories[row],
-                final_loss=fit.final_loss, optimum_loss=optimum, steps_run=fit.steps_run,
-                device=problem.device, fit_seconds=share, statistics=stats)
+                final_loss=fit.final_loss, optimum_loss=points.optimum_loss,
+                steps_run=fit.steps_run, device=problem.device, fit_seconds=share,
+                statistics=stats)
     return results

@@ -13,13 +13,13 @@ def loss_of(params: tuple[torch.Tensor], powers: torch.Tensor, y: torch.Tensor) 
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    powers = problem.powers(request.degree)  # columns 1, x, x², x³
+    powers, y = problem.weighted(request.degree)  # columns 1, x, x², x³ (and y) over σ
     w = initial_normal(request, request.degree + 1, problem.device)
     initial = w.clone()
 
-    descend(loss_of, [w], (powers, problem.y), request.learning_rate, request.steps, report,
+    descend(loss_of, [w], (powers, y), request.learning_rate, request.steps, report,
             compiled=problem.compiled)
 
     with torch.no_grad():
-        final_loss = loss_of((w,), powers, problem.y).item()
+        final_loss = loss_of((w,), powers, y).item()
     return polynomial_fit(w.detach().cpu(), initial.cpu(), final_loss, request.steps)

@@ -40,7 +40,7 @@ def loss_of(params: tuple[torch.Tensor, torch.Tensor], powers: torch.Tensor, y: 
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    powers = problem.powers(5)  # columns 1, x, …, x⁵
+    powers, y = problem.weighted(5)  # columns 1, x, …, x⁵ (and y) over σ
     initial = initial_normal(request, 5, problem.device)
     model = DynamicNet(initial)
     draws = random.Random(request.seed)
@@ -50,11 +50,11 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
         top = draws.randint(4, 6)
         return (top,), (() if top > 4 else (1,))  # without x⁴, e (param 1) has no gradient
 
-    descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, problem.y),
+    descend(loss_of, [model.cubic.detach(), model.e.detach()], (powers, y),
             request.learning_rate, request.steps, report, request.momentum, draw)
 
     with torch.no_grad():
-        final_loss = criterion(model(powers, 6), problem.y).item()
+        final_loss = criterion(model(powers, 6), y).item()
     v = named(model.coefficients())
     formula = (f"y = {v['a']} + {v['b']} x + {v['c']} x^2 + {v['d']} x^3"
                f" + {v['e']} x^4 ? + {v['e']} x^5 ?")

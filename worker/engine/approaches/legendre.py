@@ -46,15 +46,17 @@ def legendre_polynomial(degree: int) -> type[torch.autograd.Function]:
 
 
 def loss_of(params: tuple[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-            polynomial: type[torch.autograd.Function]) -> torch.Tensor:
-    """Σ(a + b·Pₙ(c + d·x) − y)², with fused multiply-adds."""
+            polynomial: type[torch.autograd.Function],
+            scale: torch.Tensor | None) -> torch.Tensor:
+    """Σ(a + b·Pₙ(c + d·x) − y)², with fused multiply-adds; each residual over its σ when
+    ``scale`` = 1/σ is given."""
     a, b, c, d = params[0].unbind()
-    return sse(torch.addcmul(a, b, polynomial.apply(torch.addcmul(c, d, x))), y)
+    return sse(torch.addcmul(a, b, polynomial.apply(torch.addcmul(c, d, x))), y, scale)
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     x, y, degree = problem.x, problem.y, request.degree
-    inputs = (x, y, legendre_polynomial(degree))
+    inputs = (x, y, legendre_polynomial(degree), problem.scale)
     params = torch.tensor(INITIAL, dtype=x.dtype, device=x.device)
 
     descend(loss_of, [params], inputs, request.learning_rate, request.steps, report,

@@ -40,19 +40,19 @@ def loss_of(params: tuple[torch.Tensor], powers: torch.Tensor, y: torch.Tensor,
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    powers = problem.powers(request.degree)
+    powers, y = problem.weighted(request.degree)  # each row over its σ
     initial = initial_normal(request, request.degree + 1, problem.device)
     model = Polynomial(initial)
     criterion = torch.nn.MSELoss(reduction="sum")
 
     if request.optimizer == "sgd":  # replayed or compiled
         descend(loss_of, [model.coefficients.detach()],
-                (powers, problem.y, model_layout(request.degree)), request.learning_rate,
+                (powers, y, model_layout(request.degree)), request.learning_rate,
                 request.steps, report, compiled=problem.compiled)
     else:  # RMSprop and Adam step as torch.optim writes them, not replayed
-        descend_eagerly(model, powers, problem.y, request, report)
+        descend_eagerly(model, powers, y, request, report)
 
     with torch.no_grad():
-        final_loss = criterion(model(powers), problem.y).item()
+        final_loss = criterion(model(powers), y).item()
     return polynomial_fit(model.coefficients.detach().cpu(), initial.cpu(), final_loss,
                           request.steps)

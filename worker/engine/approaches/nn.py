@@ -29,17 +29,19 @@ def model_layout(degree: int) -> torch.nn.Sequential:
 
 
 def loss_of(params: tuple[torch.Tensor, ...], xx: torch.Tensor, y: torch.Tensor,
-            model: torch.nn.Sequential) -> torch.Tensor:
-    """The summed squared error of ``model`` run with ``params`` (its weight and bias)."""
+            model: torch.nn.Sequential, scale: torch.Tensor | None) -> torch.Tensor:
+    """The summed squared error of ``model`` run with ``params`` (its weight and bias), each
+    residual over its σ when ``scale`` = 1/σ is given (the bias is no column to weight)."""
     weight, bias = params
-    return sse(torch.func.functional_call(model, {"0.weight": weight, "0.bias": bias}, (xx,)), y)
+    predictions = torch.func.functional_call(model, {"0.weight": weight, "0.bias": bias}, (xx,))
+    return sse(predictions, y, scale)
 
 
 def descend_model(model: torch.nn.Sequential, xx: torch.Tensor, problem: Problem,
                   request: FitRequest, report: Report) -> None:
     """SGD on the model's parameters (param -= learning_rate · grad), in place, through
     worker/engine/descent.py."""
-    inputs = (xx, problem.y, model_layout(request.degree))
+    inputs = (xx, problem.y, model_layout(request.degree), problem.scale)
     descend(loss_of, [p.detach() for p in model.parameters()], inputs, request.learning_rate,
             request.steps, report, compiled=problem.compiled)
 
@@ -53,10 +55,9 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     xx = problem.powers(request.degree)[:, 1:].contiguous()  # columns x, x², x³
     model = linear_model(problem, request)
     initial = coefficients_of(model)
-    loss_fn = torch.nn.MSELoss(reduction="sum")
     descend_model(model, xx, problem, request, report)
 
     with torch.no_grad():
-        final_loss = loss_fn(model(xx), problem.y).item()
+        final_loss = sse(model(xx), problem.y, problem.scale).item()
     coefficients = coefficients_of(model)
     return Fit(coefficients, initial, polynomial_formula(coefficients), final_loss, request.steps)

@@ -7,7 +7,7 @@ from polyfit.worker.engine.fit import Fit, Problem, Report, polynomial_fit
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    powers = problem.powers(request.degree)  # columns 1, x, x², x³
+    powers, y = problem.weighted(request.degree)  # columns 1, x, x², x³ (and y) over σ
     rng = np.random.default_rng(request.seed)
     w = rng.standard_normal(request.degree + 1).astype(powers.dtype)
     initial = w.copy()
@@ -15,11 +15,11 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
 
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
         for t in range(request.steps):
-            residual = powers @ w - problem.y  # y_pred - y
+            residual = powers @ w - y  # y_pred - y
             if report.due(t):
                 report(t, residual @ residual)  # sum of squared errors
             # grad_a = Σ 2r, grad_b = Σ 2r·x, … — all four at once as 2·Pᵀr
             w -= gradient_scale * (residual @ powers)
-        residual = powers @ w - problem.y
+        residual = powers @ w - y
         final_loss = float(residual @ residual)
     return polynomial_fit(w, initial, final_loss, request.steps)

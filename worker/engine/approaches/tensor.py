@@ -7,11 +7,10 @@ from polyfit.worker.engine.fit import Fit, Problem, Report, initial_normal, poly
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
-    powers = problem.powers(request.degree)  # columns 1, x, x², x³
+    powers, y = problem.weighted(request.degree)  # columns 1, x, x², x³ (and y) over σ
     powers_t = powers.T.contiguous()
     w = initial_normal(request, request.degree + 1, problem.device)
     initial = w.clone()
-    y = problem.y
 
     for t in range(request.steps):
         residual = torch.addmv(y, powers, w, beta=-1)  # y_pred - y

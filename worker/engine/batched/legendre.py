@@ -22,8 +22,12 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
     neg_lr = -torch.tensor([[r.learning_rate] for r in requests], dtype=x.dtype, device=x.device)
     legendre = legendre_polynomial(degree).apply
 
+    def residuals() -> torch.Tensor:
+        difference = a + b * legendre(c + d * x) - y
+        return difference if problem.scale is None else difference * problem.scale
+
     for t in range(base.steps):
-        residual = a + b * legendre(c + d * x) - y
+        residual = residuals()
         if report.due(t):
             report.record(t, residual.detach().pow(2).sum(1))
         if report.all_stopped:
@@ -40,7 +44,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
                 neg_lr[rows] = 0
 
     with torch.no_grad():
-        residual = a + b * legendre(c + d * x) - y
+        residual = residuals()
         final_losses = residual.pow(2).sum(1).tolist()
     values = torch.cat([p.detach() for p in params], dim=1).tolist()
     fits: list[Fit | None] = []

@@ -13,7 +13,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
               report: BatchReport) -> list[Fit | None]:
     """Fit all members together; a stopped member's entry is None (its reason is in report)."""
     base = requests[0]
-    powers = problem.powers(base.degree)
+    powers, y = problem.weighted(base.degree)  # each row over its σ
     powers_t = np.ascontiguousarray(powers.T)
     w = np.stack([np.random.default_rng(r.seed).standard_normal(base.degree + 1)
                   for r in requests]).astype(powers.dtype)
@@ -22,7 +22,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
 
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is found from the losses
         for t in range(base.steps):
-            residual = w @ powers_t - problem.y
+            residual = w @ powers_t - y
             if report.due(t):
                 report.record(t, np.einsum("kn,kn->k", residual, residual).tolist())
             if report.all_stopped:
@@ -31,7 +31,7 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
             if report.changed:  # after the step: a diverged row's NaN times 0 is still NaN
                 rows = report.take_stopped()
                 w[rows], scale[rows] = 0, 0
-        residual = w @ powers_t - problem.y
+        residual = w @ powers_t - y
         final_losses = np.einsum("kn,kn->k", residual, residual)
 
     fits: list[Fit | None] = []

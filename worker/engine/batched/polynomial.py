@@ -143,9 +143,8 @@ def fit_batch(problem: Problem, requests: list[FitRequest],
               report: BatchReport) -> list[Fit | None]:
     """Fit all members together; a stopped member's entry is None (its reason is in report)."""
     base = requests[0]
-    powers = problem.powers(base.degree)
+    powers, y = problem.weighted(base.degree)  # each row over its σ
     powers_t = powers.T.contiguous()
-    y = problem.y
     initial = initial_values(problem, requests)
     if base.approach == "autograd":
         gradient = AutogradGradient(powers, y, initial, base.steps)
