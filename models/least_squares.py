@@ -10,8 +10,9 @@ in a mapped domain and converts for the user:
 1. x is mapped affinely onto t ∈ [-1, 1] and the design is built from Legendre polynomials
    Pₖ(t), each row divided by its σ and each column scaled to unit norm: B = QR (Householder).
 2. Rank: the data cannot tell every coefficient apart when B's singular values span more
-   than ``1/RANK_TOLERANCE`` (lstsq's rule, on this well-conditioned B); the reason given
-   is the number of distinct x when that is below n + 1, else that x is too narrow.
+   than ``1/(RANK_TOLERANCE·max(rows, n + 1))`` (lstsq's rule, on this well-conditioned B);
+   the reason given is the number of distinct x when that is below n + 1, else that the x
+   are too close together (or weighted too unevenly) for the degree.
 3. Legendre coefficients c = R⁻¹Qᵀ(y/σ), converted to the power basis in x: w = M·c.
 4. Refinement in the original basis: the residual r = y − Σ wₖ xᵏ is evaluated in twice the
    working precision (compensated Horner), its own least-squares correction solved with the
@@ -26,11 +27,12 @@ General Jacobians (a model not linear in its coefficients, at its fitted values)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
-from numpy.polynomial import Legendre, Polynomial
+from numpy.polynomial import Legendre
 from numpy.polynomial import legendre as numpy_legendre
 
 # Singular values below RANK_TOLERANCE · max(n, p) · s_max count as zero (``lstsq``'s rcond),
@@ -69,15 +71,12 @@ class MappedDesign:
         self.x = np.asarray(x, np.float64)
         self.degree = degree
         self.scale = np.ones_like(self.x) if sigma is None else 1 / np.asarray(sigma, np.float64)
-        domain = [self.x.min(), self.x.max()]
-        t = Legendre([1], domain=domain).mapparms()
-        design = numpy_legendre.legvander(t[0] + t[1] * self.x, degree) * self.scale[:, None]
+        offset, slope = Legendre([1], domain=[self.x.min(), self.x.max()]).mapparms()
+        design = numpy_legendre.legvander(offset + slope * self.x, degree) * self.scale[:, None]
         self.norms = np.linalg.norm(design, axis=0)
         self.q, self.r = np.linalg.qr(design / self.norms)
-        # power-basis coefficients in x of each scaled column's Legendre polynomial
-        self.to_power = np.stack([
-            _padded(Legendre.basis(k, domain=domain).convert(kind=Polynomial).coef, degree + 1)
-            for k in range(degree + 1)], axis=1) / self.norms
+        # column k: the power-basis coefficients in x of the k-th scaled column's polynomial
+        self.to_power = substitution(offset, slope, degree) @ legendre_powers(degree) / self.norms
         self.singular = self._why_singular()
 
     def _why_singular(self) -> str | None:
@@ -89,9 +88,9 @@ class MappedDesign:
         if distinct < p:
             return (f"{distinct} distinct x for {p} coefficients: the data cannot tell every "
                     "coefficient apart")
-        return (f"x is too narrow for degree {self.degree}: mapped onto [-1, 1], the design's "
-                f"condition number is {values[0] / values[-1]:.2g}, so the data cannot tell "
-                "every coefficient apart")
+        return (f"the x are too close together for degree {self.degree}: mapped onto "
+                f"[-1, 1] (and weighted), the design's condition number is "
+                f"{values[0] / values[-1]:.2g}, so the data cannot tell every coefficient apart")
 
     def _solve(self, residual: np.ndarray) -> np.ndarray:
         """The power-basis least-squares solution for the right-hand side ``residual``."""
@@ -126,8 +125,17 @@ class MappedDesign:
         return g @ g.T
 
 
-def _padded(values: np.ndarray, size: int) -> np.ndarray:
-    return np.pad(values, (0, size - len(values)))
+@cache
+def legendre_powers(degree: int) -> np.ndarray:
+    """Column k: Pₖ(t)'s coefficients of 1, t, …, tⁿ."""
+    return np.stack([np.pad(numpy_legendre.leg2poly([0] * k + [1]), (0, degree - k))
+                     for k in range(degree + 1)], axis=1)
+
+
+def substitution(offset: float, slope: float, degree: int) -> np.ndarray:
+    """S with tʲ = Σᵢ S[i, j]·xⁱ for t = offset + slope·x: S[i, j] = C(j, i)·offsetʲ⁻ⁱ·slopeⁱ."""
+    return np.array([[math.comb(j, i) * offset ** (j - i) * slope**i if i <= j else 0.0
+                      for j in range(degree + 1)] for i in range(degree + 1)])
 
 
 def residuals(x: np.ndarray, y: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
