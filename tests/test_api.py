@@ -84,6 +84,27 @@ def test_bad_fields_are_named_with_422(api):
     assert too_many.status_code == 422 and "steps" in too_many.text
 
 
+def test_weighted_points_through_the_api(api):
+    x = [0.0, 1.0, 2.0, 3.0, 4.0]
+    y = [1.1, 2.9, 5.2, 6.8, 9.1]
+    sigma = [0.1, 0.2, 0.1, 0.3, 0.2]
+    job_id = submit(api, {"approach": "exact", "degree": 1, "absolute_sigma": True,
+                          "data": {"x": x, "y": y, "sigma": sigma}})
+    for _ in range(600):
+        document = api.http.get(f"/api/jobs/{job_id}").json()
+        if document["state"] == "succeeded":
+            break
+        time.sleep(0.05)
+    statistics = document["statistics"]
+    assert statistics["weighted"] and statistics["absolute_sigma"]
+    assert statistics["chi_square"] == pytest.approx(document["final_loss"], rel=1e-12)
+    refused = api.http.post("/api/jobs", json={"approach": "exact", "data": {
+        "x": x, "y": y, "sigma": [0.1, 0.2, 0.0, 0.3, 0.2]}})
+    assert refused.status_code == 422 and "point 2: sigma must be a positive" in refused.text
+    orphan = api.http.post("/api/jobs", json={"approach": "exact", "absolute_sigma": True})
+    assert orphan.status_code == 422 and "absolute_sigma: needs data" in orphan.text
+
+
 def test_list_cancel_delete_and_unknown_ids(api):
     queued = [submit(api, {"approach": "dynamic", "steps": 1_000_000, "seed": 2})
               for _ in range(2)]  # the first runs for minutes, the second waits behind it

@@ -197,6 +197,10 @@ BAD_CSV = {
     "one distinct x": ("1,2\n1,3\n", "x needs at least two distinct values"),
     "binary": (b"\x89PNG\r\n\x1a\n\xff\xfe", "not a text CSV file"),
     "million rows": (None, "has more than 100000 points"),
+    "zero sigma": ("x,y,sigma\n1,2,0.1\n2,3,0\n", "line 3: sigma must be positive, not 0"),
+    "negative sigma": ("1,2,-0.5\n2,3,1\n", "line 1: sigma must be positive, not -0.5"),
+    "nan sigma": ("1,2,1\n2,3,nan\n", "line 2: values must be finite"),
+    "sigma on some rows": ("1,2,0.1\n2,3\n", "line 2: expected 3 columns like the first row"),
 }
 
 

@@ -5,6 +5,7 @@ and the fitted curve's invariance under shifts of x and scalings of y."""
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.hard_problems import certify, digits, exact_chi_square, hard_problems
+from conftest import cli
 from polyfit.models import FitRequest
 from polyfit.models.least_squares import fit_polynomial
 from polyfit.models.statistics import fit_statistics
@@ -207,6 +209,29 @@ def test_weighted_sweep_members_equal_their_single_jobs():
             assert member.final_loss == pytest.approx(alone.final_loss, rel=1e-6)
             assert member.statistics.chi_square == pytest.approx(alone.statistics.chi_square,
                                                                  rel=1e-6)
+
+
+@pytest.mark.integration
+def test_a_weighted_csv_through_the_cli_and_a_worker(service, tmp_path):
+    """x,y,sigma in the file, --absolute-sigma: the printed result says how it was weighted and
+    the covariance is (JᵀWJ)⁻¹ unscaled (curve_fit's absolute_sigma)."""
+    client, _ = service
+    x, y, sigma = noisy_line()
+    path = tmp_path / "weighted.csv"
+    rows = zip(x.tolist(), y.tolist(), sigma.tolist(), strict=True)
+    path.write_text("x,y,sigma\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in rows))
+    url = ["--redis-url", client.redis_url]
+    printed = cli(*url, "submit", "--approach", "exact", "--degree", "2", "--data", str(path),
+                  "--absolute-sigma", "--wait")
+    assert printed.returncode == 0, printed.stderr
+    assert "weighted by 1/σ²: χ² " in printed.stdout
+    assert "σ absolute: the covariance is not scaled" in printed.stdout
+    job_id = printed.stderr.strip().splitlines()[0]
+    document = json.loads(cli(*url, "result", job_id, "--json").stdout)
+    jacobian = np.vander(x, 3, increasing=True) / sigma[:, None]
+    pcov = np.linalg.inv(jacobian.T @ jacobian)
+    assert np.array(document["statistics"]["covariance"]) == pytest.approx(pcov, rel=1e-9)
+    assert document["request"]["data"]["sigma"] == sigma.tolist()
 
 
 def test_weights_on_cuda_equal_the_cpus():
