@@ -53,6 +53,7 @@ test-compose:
 	scripts/compose-check
 
 bench: $(BIN)/.installed
+	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/approaches.py
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/sweep.py
