@@ -118,14 +118,16 @@ def draw_fit(record: JobRecord, path: str | Path) -> Path:
                        color="C0", markersize=3, linewidth=1)
     residual_axes.set(xlabel="x", ylabel="residual")
 
-    draw_history(loss_axes, result.loss_history, result.final_loss, result.optimum_loss)
+    draw_history(loss_axes, result.loss_history, result.final_loss, result.optimum_loss,
+                 weighted=sigma is not None)
     figure.suptitle(f"job {record.job_id} — final loss {result.final_loss:.6g}", fontsize=10)
     return save(plt, figure, path)
 
 
 def draw_history(axes: Any, history: list[tuple[int, float]], final_loss: float,
-                 optimum_loss: float | None) -> None:
-    """The loss at each recorded step on a log scale, with the optimum as a dotted line."""
+                 optimum_loss: float | None, weighted: bool = False) -> None:
+    """The loss at each recorded step on a log scale, with the optimum as a dotted line; the
+    loss is χ² when the points were ``weighted``."""
     points = [(step, loss) for step, loss in history if loss > 0]
     if points:
         steps, losses = zip(*points, strict=True)
@@ -139,7 +141,8 @@ def draw_history(axes: Any, history: list[tuple[int, float]], final_loss: float,
     if optimum_loss is not None and optimum_loss > 0:
         axes.axhline(optimum_loss, linestyle=":", color="C3", label="least-squares optimum")
     axes.set_yscale("log")
-    axes.set(title="loss history", xlabel="step", ylabel="loss (sum of squares)")
+    axes.set(title="loss history", xlabel="step",
+             ylabel="loss (χ², each residual over its σ)" if weighted else "loss (sum of squares)")
     axes.legend(loc="best", fontsize="small")
 
 

@@ -39,3 +39,17 @@ def test_cuda_matches_cpu(approach):
 def test_auto_picks_cuda():
     assert resolve_device(FitRequest(approach="nn")) == "cuda"
     assert resolve_device(FitRequest(approach="numpy")) == "cpu"
+
+
+@pytest.mark.parametrize("approach", ["tensor", "legendre", "nn"])
+def test_weighted_fits_on_cuda_equal_the_cpus(approach):
+    """σ per point (tests/test_least_squares.py's data): the χ² each device descends on."""
+    rng = np.random.default_rng(5)
+    x = np.linspace(-2, 3, 30)
+    sigma = 0.1 + 0.5 * rng.uniform(size=30)
+    y = 1.5 - 0.7 * x + 0.2 * x**2 + sigma * rng.normal(size=30)
+    data = {"x": x.tolist(), "y": y.tolist(), "sigma": sigma.tolist()}
+    request = FitRequest(approach=approach, seed=1, steps=200, dtype="float64", data=data,
+                         learning_rate=1e-5)
+    on = {device: run_on(device, request) for device in ("cpu", "cuda")}
+    assert on["cuda"].final_loss == pytest.approx(on["cpu"].final_loss, rel=1e-9)

@@ -11,7 +11,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -232,17 +231,6 @@ def test_a_weighted_csv_through_the_cli_and_a_worker(service, tmp_path):
     pcov = np.linalg.inv(jacobian.T @ jacobian)
     assert np.array(document["statistics"]["covariance"]) == pytest.approx(pcov, rel=1e-9)
     assert document["request"]["data"]["sigma"] == sigma.tolist()
-
-
-def test_weights_on_cuda_equal_the_cpus():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
-    x, y, sigma = noisy_line()
-    data = {"x": x.tolist(), "y": y.tolist(), "sigma": sigma.tolist()}
-    for approach in ("tensor", "legendre", "nn"):
-        request = FitRequest(approach=approach, seed=1, steps=200, dtype="float64", data=data)
-        on = {device: run_fit(request, Report(100, 200), device) for device in ("cpu", "cuda")}
-        assert on["cuda"].final_loss == pytest.approx(on["cpu"].final_loss, rel=1e-9)
 
 
 # Invariance
