@@ -80,14 +80,14 @@ class MappedDesign:
         self.singular = self._why_singular()
 
     def _why_singular(self) -> str | None:
-        values = np.linalg.svd(self.r, compute_uv=False)
         n, p = len(self.x), self.degree + 1
-        if values[-1] > RANK_TOLERANCE * max(n, p) * values[0]:
-            return None
         distinct = len(np.unique(self.x))
         if distinct < p:
             return (f"{distinct} distinct x for {p} coefficients: the data cannot tell every "
                     "coefficient apart")
+        values = np.linalg.svd(self.r, compute_uv=False)
+        if values[-1] > RANK_TOLERANCE * max(n, p) * values[0]:
+            return None
         return (f"the x are too close together for degree {self.degree}: mapped onto "
                 f"[-1, 1] (and weighted), the design's condition number is "
                 f"{values[0] / values[-1]:.2g}, so the data cannot tell every coefficient apart")

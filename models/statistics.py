@@ -128,25 +128,32 @@ class FittedPoints:
                                                list(coefficients.values()), self.degree)
                 weighted = jacobian if self.scale is None else jacobian * self.scale[:, None]
                 inverse = None if self.approach == "dynamic" else normal_inverse(weighted)
-                found.append(self._summary(coefficients, jacobian.shape[1],
-                                           self.y - predictions, inverse, SINGULAR))
+                sse, chi_square = self._sums(self.y - predictions)
+                found.append(self._summary(coefficients, jacobian.shape[1], float(sse),
+                                           float(chi_square), inverse, SINGULAR))
             return found
         values = np.array([list(coefficients.values()) for coefficients in members])
         found = []
         for block in np.array_split(np.arange(len(members)), max(1, len(members) // 256)):
             offsets = (values[block] - self.optimum.coefficients) @ self.powers.T
-            for row, residual in zip(block, self.optimum.residuals - offsets, strict=True):
-                found.append(self._summary(members[row], self.degree + 1, residual,
-                                           self.optimum.normal_inverse, self.optimum.singular))
+            sums = self._sums(self.optimum.residuals - offsets)
+            for row, sse, chi_square in zip(block, *sums, strict=True):
+                found.append(self._summary(members[row], self.degree + 1, float(sse),
+                                           float(chi_square), self.optimum.normal_inverse,
+                                           self.optimum.singular))
         return found
 
-    def _summary(self, coefficients: dict[str, float], p: int, residual: np.ndarray,
+    def _sums(self, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Σr² and Σ(r/σ)² over the last axis of ``residuals``."""
+        sse = (residuals**2).sum(axis=-1)
+        if self.scale is None:
+            return sse, sse
+        return sse, ((residuals * self.scale) ** 2).sum(axis=-1)
+
+    def _summary(self, coefficients: dict[str, float], p: int, sse: float, chi_square: float,
                  inverse: np.ndarray | None, singular: str | None) -> FitStatistics:
-        n = len(residual)
+        n = len(self.x)
         notes: list[str] = []
-        sse = float(residual @ residual)
-        weighted = residual if self.scale is None else residual * self.scale
-        chi_square = float(weighted @ weighted)
         dof = n - p
         reduced = chi_square / dof if dof > 0 else None
         if dof <= 0:

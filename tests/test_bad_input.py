@@ -51,7 +51,9 @@ plausible = {
     "momentum": st.floats(-0.5, 1.5), "x_min": st.floats(-1e6, 1e6),
     "x_max": st.floats(-1e6, 1e6),
     "data": st.fixed_dictionaries({"x": st.lists(st.floats(-5, 5), max_size=6),
-                                   "y": st.lists(st.floats(-5, 5), max_size=6)}),
+                                   "y": st.lists(st.floats(-5, 5), max_size=6)},
+                                  optional={"sigma": st.lists(st.floats(-1, 5), max_size=6)}),
+    "absolute_sigma": st.booleans(),
 }
 
 

@@ -107,6 +107,15 @@ def test_the_singular_note_says_which_case():
         "the x are too close together for degree 3")
 
 
+def test_fewer_points_than_coefficients_fit_exactly_without_a_covariance():
+    x = np.array([-1.0, 0.0, 0.5, 2.0, 3.0])
+    result = exact_job({"x": x.tolist(), "y": np.exp(x).tolist()}, 8)
+    stats = result.statistics
+    assert stats.covariance is None and stats.sse <= 1e-20
+    assert "5 distinct x for 9 coefficients: the data cannot tell every coefficient apart" in (
+        stats.notes)
+
+
 def test_well_spread_points_are_never_called_singular():
     for degree in range(1, 11):
         x = np.linspace(1e6, 1e6 + 1, degree + 1)  # just enough distinct x, far from 0
