@@ -171,7 +171,7 @@ class FittedPoints:
         covariance = errors = intervals = None
         if self.approach == "dynamic":
             notes.append(NO_FIXED_MODEL)
-        elif reduced is not None and inverse is None:
+        elif inverse is None:
             notes.append(singular)
         elif reduced is not None:
             matrix = inverse if self.absolute_sigma else reduced * inverse
