@@ -36,8 +36,9 @@ FINISHED_EVENTS = {state.value for state in JobState if state.finished}
 
 
 class PolyfitClient:
-    """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it. One per
-    thread: its waits share one Redis subscription."""
+    """The Python API of polyfit; the ``polyfit-client`` CLI is a thin layer on it. Threads may
+    share one for everything but waiting: a wait reads this client's one Redis subscription,
+    so threads that wait at the same time need a client each."""
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()

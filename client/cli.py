@@ -23,13 +23,14 @@ from polyfit.client.options import (
     seconds,
     waiting,
 )
+from polyfit.client.plot import draw_fit, draw_sweep
 from polyfit.client.render import ProgressView, show_list, show_result, show_status
 from polyfit.client.status import ExitStatus
 from polyfit.client.sweep_cli import sweep, sweep_cancel, sweep_delete, sweep_result
 from polyfit.models import APPROACHES, JobRecord, JobState
+from polyfit.models.job import FINISHED_STATES
 from polyfit.models.request import describe
 from polyfit.models.sweep import SweepRecord
-from polyfit.store.jobs import FINISHED_STATES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,8 +209,6 @@ def prune(client: PolyfitClient, older_than: float, state: str | None) -> None:
 def plot(client: PolyfitClient, job_id: str, output: str | None) -> None:
     """Draw a finished job's fit and loss history, or a sweep's final loss against learning
     rate or seed, as a PNG; prints the file's path. JOB_ID may be a sweep id."""
-    from polyfit.client.plot import draw_fit, draw_sweep  # here: NumPy slows every command's start
-
     path = output or f"{job_id}.png"
     try:
         record = client.status(job_id)

@@ -25,15 +25,14 @@ from numpy.polynomial import polynomial
 
 from polyfit.client.errors import InvalidRequest
 from polyfit.models import JobRecord, JobState
-from polyfit.models.curves import TARGETS
+from polyfit.models.curves import CURVE_POINTS, evaluate, sample
 from polyfit.models.least_squares import fit_polynomial
 from polyfit.models.request import POLYNOMIAL_APPROACHES
-from polyfit.models.statistics import design, mean_prediction_band
+from polyfit.models.statistics import mean_prediction_band
 from polyfit.models.sweep import SweepMember, SweepRecord
 
 SIZE = (11.0, 4.5)  # inches
 DPI = 100  # so a picture is 1100 × 450 pixels
-CURVE_POINTS = 500
 MAX_MARKERS = 5000  # user data beyond this many points is thinned for drawing
 MAX_SEED_LINES = 10  # a sweep over more seeds draws them all in one colour, unlabelled
 
@@ -49,21 +48,6 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def sample(request: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The points the job fitted: the user's data, or the target on [x_min, x_max]."""
-    if request.get("data"):
-        return (np.asarray(request["data"]["x"], dtype=np.float64),
-                np.asarray(request["data"]["y"], dtype=np.float64))
-    x = np.linspace(request["x_min"], request["x_max"], request["n_points"])
-    return x, TARGETS[request["target"]](x)
-
-
-def evaluate(approach: str, coefficients: dict[str, float], degree: int,
-             x: np.ndarray) -> np.ndarray:
-    """The fitted model at ``x`` (see the module docstring for each approach's formula)."""
-    return design(approach, np.asarray(x, np.float64), list(coefficients.values()), degree)[0]
 
 
 def model_title(approach: str, degree: int) -> str:

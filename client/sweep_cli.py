@@ -1,5 +1,5 @@
-"""``polyfit-client sweep``, ``sweep-result`` and ``sweep-cancel``: many learning rates ×
-seeds as one batched job, its members ranked best first."""
+"""``polyfit-client sweep``, ``sweep-result``, ``sweep-cancel`` and ``sweep-delete``: many
+degrees × learning rates × seeds as one batched job, its members ranked best first."""
 
 from __future__ import annotations
 

@@ -25,6 +25,9 @@ class JobState(StrEnum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
+FINISHED_STATES = tuple(state.value for state in JobState if state.finished)
+
+
 class FitResult(BaseModel):
     """What a finished fit produced."""
 

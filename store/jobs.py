@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from polyfit.models.job import FitResult, JobError, JobRecord, JobState
+from polyfit.models.job import FINISHED_STATES, FitResult, JobError, JobRecord, JobState
 from polyfit.models.request import APPROACHES, FitRequest
 from polyfit.models.settings import Settings
 from polyfit.store import scripts, stats
@@ -33,8 +33,6 @@ from polyfit.store.keys import (
     job_key,
     lease_key,
 )
-
-FINISHED_STATES = tuple(state.value for state in JobState if state.finished)
 
 
 def attempt_token(worker: str, pid: int) -> str:

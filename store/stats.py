@@ -46,28 +46,28 @@ def read(client: Any, queues: tuple[str, ...] = ("cpu", "cuda")) -> dict[str, An
     """Every counter and gauge, in two round trips, for a scrape; workers not heard from
     for ``WORKER_SEEN_FOR`` seconds are left out."""
     histograms = sorted(client.smembers(f"{STATS}:fit_seconds"))
+    hashes = ("submitted", "sweep_members", "finished", "workers")
+    lists = {queue: broker_lists(queue) for queue in queues}
     pipe = client.pipeline(transaction=False)
-    for name in ("submitted", "sweep_members", "finished", "workers"):
+    for name in hashes:
         pipe.hgetall(f"{STATS}:{name}")
     pipe.get(f"{STATS}:requeues")
     pipe.get(f"{STATS}:resent")
     pipe.scard(RUNNING)
-    for queue in queues:
-        for name in broker_lists(queue):
+    for names in lists.values():
+        for name in names:
             pipe.llen(name)
     for name in histograms:
         pipe.hgetall(f"{STATS}:fit_seconds:{name}")
-    values = pipe.execute()
-    submitted, members, finished, workers, requeues, resent, running = values[:7]
-    lengths = values[7:7 + 4 * len(queues)]
+    values = iter(pipe.execute())  # read back in the order the commands were queued
+    counters = {name: next(values) for name in hashes}
+    requeues, resent, running = next(values), next(values), next(values)
     return {
-        "submitted": submitted, "sweep_members": members, "finished": finished,
-        "workers": {worker: float(seen) for worker, seen in workers.items()
+        **counters,
+        "workers": {worker: float(seen) for worker, seen in counters["workers"].items()
                     if time.time() - float(seen) < WORKER_SEEN_FOR},
         "requeues": int(requeues or 0), "resent": int(resent or 0),
         "running": running,
-        "queues": {queue: sum(lengths[4 * n:4 * n + 4]) for n, queue in enumerate(queues)},
-        "fit_seconds": {tuple(name.split(":")): fields
-                        for name, fields in zip(histograms, values[7 + 4 * len(queues):],
-                                                strict=True)},
+        "queues": {queue: sum(next(values) for _ in names) for queue, names in lists.items()},
+        "fit_seconds": {tuple(name.split(":")): next(values) for name in histograms},
     }

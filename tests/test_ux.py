@@ -28,8 +28,9 @@ from PIL import Image, ImageStat
 from conftest import BIN, ROOT, Worker, cli
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
-from polyfit.client.plot import draw_sweep, evaluate, sample
+from polyfit.client.plot import draw_sweep
 from polyfit.models import FitRequest, JobState
+from polyfit.models.curves import evaluate, sample
 from polyfit.models.least_squares import fit_polynomial
 from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest
 

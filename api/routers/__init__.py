@@ -1,1 +1,2 @@
-"""One router per resource: jobs, sweeps, health."""
+"""One router per resource: jobs, sweeps, approaches, health, metrics, and the dashboard's
+pages."""

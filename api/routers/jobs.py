@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from polyfit.api.dependencies import Client, Listener
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound
-from polyfit.client.plot import CURVE_POINTS, evaluate, sample
 from polyfit.models import FitRequest, JobState
+from polyfit.models.curves import CURVE_POINTS, evaluate, sample
 from polyfit.models.request import Approach
 from polyfit.store.keys import events_channel
 

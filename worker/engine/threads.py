@@ -7,11 +7,10 @@ import os
 
 import torch
 
-# Points × members from which a fit runs on the process's share of the cores. Measured with
-# ``bench/scaling.py --only threads`` on a 2-core AMD EPYC VM (docs/PERFORMANCE.md, "Threads
-# by problem size"): no case gained from a second thread, single fits of 2k–100k points nor
-# nn sweeps up to K·n = 32,768,000 (1.38× slower on two), so the crossover lies above what
-# was measured. Rerun the bench on a machine with more cores before lowering it.
+# Points × members from which a fit runs on the process's share of the cores: above every
+# case ``bench/scaling.py --only threads`` has measured (docs/PERFORMANCE.md, the decision
+# "threads by problem size": none gained from a second thread). Rerun it on more cores
+# before lowering this.
 THREADS_PAY_FROM = 50_000_000
 
 

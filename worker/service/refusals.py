@@ -58,7 +58,7 @@ class Consumer(CeleryConsumer):
         super().on_unknown_task(body, message, exc)
         name = message.headers.get("task") if isinstance(message.headers, dict) else None
         fail_job_of(message, f"refused a message for unknown task {name!r}; "
-                             "workers run 'polyfit.fit'")
+                             "workers run 'polyfit.fit', 'polyfit.sweep' and 'polyfit.ping'")
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         super().on_unknown_message(body, message)
