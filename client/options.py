@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from rich.console import Console
 from polyfit.client.errors import InvalidRequest, PolyfitError
 from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest
-from polyfit.models.request import describe
+from polyfit.models.request import Device, Dtype, Optimizer, Target, describe
 
 OUT = Console(highlight=False, soft_wrap=True)
 
@@ -92,11 +92,11 @@ def waiting(what: str, follow: str, stop: str,
 def request_options(command: Callable) -> Callable:
     """The FitRequest options that submit and sweep share."""
     options = [
-        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"])),
+        click.option("--device", type=click.Choice(get_args(Device))),
         click.option("--degree", type=int),
-        click.option("--target", type=click.Choice(["sin", "cos", "exp", "tanh"])),
-        click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"])),
-        click.option("--dtype", type=click.Choice(["float32", "float64"])),
+        click.option("--target", type=click.Choice(get_args(Target))),
+        click.option("--optimizer", type=click.Choice(get_args(Optimizer))),
+        click.option("--dtype", type=click.Choice(get_args(Dtype))),
         click.option("--data", "data_file", type=click.Path(dir_okay=False),
                      help="CSV of x,y points (or x,y,sigma: each y's standard deviation, "
                           "weighting the fit by 1/sigma²) to fit instead of a target."),

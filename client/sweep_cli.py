@@ -95,8 +95,10 @@ RANKING = click.option("--by", type=click.Choice(get_args(Criterion)),
 @click.option("--approach", type=click.Choice(APPROACHES), help="How to fit.")
 @click.option("--degrees", callback=parse_integers,
               help="Degrees, e.g. 1-9 (exact sweeps degrees alone).")
-@click.option("--learning-rate", "learning_rates", callback=parse_learning_rates,
-              help="Comma-separated learning rates, e.g. 1e-6,3e-6,1e-5.")
+@click.option("--learning-rates", "--learning-rate", "learning_rates",
+              callback=parse_learning_rates,
+              help="Comma-separated learning rates, e.g. 1e-6,3e-6,1e-5 (--learning-rate is "
+                   "the same option).")
 @click.option("--seeds", callback=parse_integers, help="Seeds, e.g. 0-63 or 1,5,7.")
 @click.option("--steps", type=int, help="Gradient steps.")
 @request_options

@@ -22,7 +22,7 @@ Approach = Literal[
     "numpy", "tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic", "exact"
 ]
 APPROACHES: tuple[str, ...] = Approach.__args__
-Target = Literal["sin", "cos", "exp", "tanh"]
+Target = Literal[tuple(TARGETS)]  # the allowlist in curves.py: adding a target adds it here
 Optimizer = Literal["sgd", "rmsprop", "adam"]
 Device = Literal["cpu", "cuda", "auto"]
 Dtype = Literal["float32", "float64"]
