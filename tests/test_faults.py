@@ -329,18 +329,18 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     """A worker process's Leases renew a job and a sweep's members alike; a job whose record
     now names another attempt's token is lost to this one, and only that job."""
     import polyfit.worker.service.app as service
-    import polyfit.worker.service.tasks as tasks
+    import polyfit.worker.service.leases as leasing
     from polyfit.store import SweepStore
     from polyfit.store.keys import job_key, lease_key
 
     settings = Settings(redis_url=redis_server.url, lease_seconds=1)
     store = SweepStore.from_url(redis_server.url, settings)
-    monkeypatch.setattr(tasks, "settings", settings)
+    monkeypatch.setattr(leasing, "settings", settings)
     monkeypatch.setattr(service, "_store", store)
     jobs = [store.create(SMALL) for _ in range(3)]
     for job_id in jobs:
         assert store.claim(job_id, "attempt-1", "w") == "claimed"
-    leases = tasks.Leases()
+    leases = leasing.Leases()
     leases.hold(jobs[:1], "attempt-1")  # a job
     leases.hold(jobs[1:], "attempt-1")  # a sweep's members
     store.redis.hset(job_key(jobs[2]), "token", "attempt-2")

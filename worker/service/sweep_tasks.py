@@ -30,15 +30,10 @@ from polyfit.worker.engine.run import resolve_device
 from polyfit.worker.engine.sweep import run_sweep
 from polyfit.worker.engine.threads import use_threads_for
 from polyfit.worker.service import metrics
-from polyfit.worker.service.app import (
-    RETRY_TRANSIENT,
-    app,
-    settings,
-    store,
-    unless_away,
-    until_written,
-)
-from polyfit.worker.service.tasks import THREADS, leases, task_arguments
+from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
+from polyfit.worker.service.away import unless_away, until_written
+from polyfit.worker.service.leases import leases
+from polyfit.worker.service.tasks import THREADS, task_arguments
 from polyfit.worker.service.watchdog import watchdog
 
 log = logging.getLogger("polyfit.worker")
