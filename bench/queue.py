@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 
 from polyfit.client import PolyfitClient  # noqa: E402
 from polyfit.client.embedded import EmbeddedRedis  # noqa: E402
-from polyfit.models import FitRequest  # noqa: E402
+from polyfit.models import FitRequest, messages  # noqa: E402
 
 REQUEST = FitRequest(approach="tensor", steps=1, seed=0, device="cpu")
 ROUNDS = 5  # throughput rounds of each, count / ROUNDS jobs a round
@@ -51,7 +51,7 @@ def start_worker(url: str, concurrency: int, log: Path,
 def ping_round_trip(client: PolyfitClient) -> float:
     reply = f"bench:reply:{uuid.uuid4().hex}"
     started = time.perf_counter()
-    client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
+    client.celery.send_task(messages.PING, args=[reply], queue="cpu")
     answered(client.store.redis.blpop([reply], timeout=30))
     return time.perf_counter() - started
 
@@ -72,7 +72,7 @@ def ping_throughput(client: PolyfitClient, count: int) -> float:
     reply = f"bench:reply:{uuid.uuid4().hex}"
     started = time.perf_counter()
     for _ in range(count):
-        client.celery.send_task("polyfit.ping", args=[reply], queue="cpu")
+        client.celery.send_task(messages.PING, args=[reply], queue="cpu")
     for _ in range(count):
         answered(client.store.redis.blpop([reply], timeout=60))
     return count / (time.perf_counter() - started)

@@ -55,7 +55,7 @@ def fill(store: JobStore, first: int, last: int, result_json: str) -> None:
         now = time.time()
         for job_id in job_ids:
             store.add_queued(pipe, job_id, REQUEST, now)
-            store.claim(job_id, job_id, "bench", pipeline=pipe)
+            store.queue_claim(pipe, job_id, job_id, "bench")
         for number, job_id in zip(numbers, job_ids, strict=True):
             if number % FAILED_EVERY == FAILED_EVERY - 1:
                 store.end(job_id, job_id, JobState.FAILED, pipe, error=error)

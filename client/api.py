@@ -18,7 +18,15 @@ from polyfit.client.errors import (
     SweepNotFound,
     WaitTimeout,
 )
-from polyfit.models import FitRequest, FitResult, JobRecord, JobState, Settings, celery_config
+from polyfit.models import (
+    FitRequest,
+    FitResult,
+    JobRecord,
+    JobState,
+    Settings,
+    celery_config,
+    messages,
+)
 from polyfit.models.sweep import SweepRecord, SweepRequest
 from polyfit.store import NoSuchJob, NoSuchSweep, SweepStore
 from polyfit.store.keys import events_channel
@@ -90,18 +98,17 @@ class PolyfitClient:
         """Queue a validated request; returns the job id."""
         with self._reaching_redis():
             job_id = self.store.create(request, sweep_id=sweep_id)
-            self._send("polyfit.fit", job_id, request, request.queue,
+            self._send(messages.FIT, job_id, request.queue,
                        lambda job_id: self.store.delete([job_id]))
         return job_id
 
-    def _send(self, task: str, task_id: str, body: FitRequest | SweepRequest, queue: str,
-              undo: Callable[[str], None]) -> None:
-        """Send the message for a recorded job or sweep (its id is the task id); should that
-        fail, ``undo`` the record so that nothing waits for a message never sent."""
+    def _send(self, task: str, task_id: str, queue: str, undo: Callable[[str], None]) -> None:
+        """Send the message for a recorded job or sweep (its id, the task id, is all it
+        carries: polyfit.models.messages); should that fail, ``undo`` the record so that
+        nothing waits for a message never sent."""
         try:
-            self.celery.send_task(task, args=[task_id, body.model_dump(mode="json")], queue=queue,
-                                  task_id=task_id,
-                                  argsrepr=f"[{task_id!r}, ...]")  # not Celery's slow repr
+            self.celery.send_task(task, args=messages.arguments(task_id), queue=queue,
+                                  task_id=task_id)
         except Exception:
             undo(task_id)
             raise
@@ -248,7 +255,7 @@ class PolyfitClient:
         Each member also gets a job id of its own, listed by ``sweep_result``."""
         with self._reaching_redis():
             sweep_id, _ = self.store.create_sweep(sweep)
-            self._send("polyfit.sweep", sweep_id, sweep, sweep.queue, self.store.delete_sweep)
+            self._send(messages.SWEEP, sweep_id, sweep.queue, self.store.delete_sweep)
         return sweep_id
 
     def sweep_result(self, sweep_id: str) -> SweepRecord:

@@ -1,5 +1,7 @@
-"""The contract between client and worker: requests, results, job records, settings."""
+"""The contract between client and worker: requests, results, job records, messages,
+settings."""
 
+from polyfit.models import messages
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState, Progress
 from polyfit.models.request import APPROACHES, FitRequest, Points
 from polyfit.models.settings import Settings, celery_config
@@ -17,4 +19,5 @@ __all__ = [
     "Progress",
     "Settings",
     "celery_config",
+    "messages",
 ]

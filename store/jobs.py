@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.client import Pipeline
@@ -33,6 +33,16 @@ from polyfit.store.keys import (
     job_key,
     lease_key,
 )
+
+
+class Claim(NamedTuple):
+    outcome: str
+    request: str | None  # the stored request's JSON, when claimed
+
+    @classmethod
+    def of(cls, reply: list[str]) -> Claim:
+        """The claim script's reply: ``[outcome]``, or ``[outcome, request]`` when claimed."""
+        return cls(reply[0], reply[1] if len(reply) > 1 else None)
 
 
 def attempt_token(worker: str, pid: int) -> str:
@@ -205,19 +215,29 @@ class JobStore:
 
     # --- worker side ---
 
-    def claim(self, job_id: str, token: str, worker: str, device: str = "",
-              pipeline: Pipeline | None = None) -> str:
-        """Take a job to run on ``device``: 'claimed', or why not ('leased', 'missing', a
-        final state). With a ``pipeline``, its result is the outcome."""
+    def claim(self, job_id: str, token: str, worker: str) -> Claim:
+        """Take a job to run: its outcome, 'claimed' or why not ('leased', 'missing', a
+        final state), and when claimed the stored request (the JSON its record holds, the
+        only copy)."""
+        return Claim.of(self.queue_claim(self.redis, job_id, token, worker))
+
+    def queue_claim(self, client: redis.Redis | Pipeline, job_id: str, token: str,
+                    worker: str) -> Any:
+        """The claim script on ``client``: its reply, or queued in a pipeline (whose result
+        for it ``Claim.of`` reads)."""
         return self.scripts["claim"](
             keys=[job_key(job_id), lease_key(job_id), RUNNING],
             args=[job_id, token, int(self.settings.lease_seconds * 1000), repr(time.time()),
-                  worker, self.settings.max_attempts, events_channel(job_id), device, self.ttl],
-            client=pipeline)
+                  worker, self.settings.max_attempts, events_channel(job_id), self.ttl],
+            client=client)
 
-    def set_request(self, job_id: str, request: FitRequest) -> None:
-        """Record the request as run (with the seed the worker drew, when it had none)."""
-        self.redis.hset(job_key(job_id), "request", request.model_dump_json())
+    def started(self, job_id: str, device: str, request: FitRequest | None = None) -> None:
+        """Record the device a claimed job runs on and, when the worker drew its seed, the
+        request as run (a re-delivery then runs the same seed)."""
+        fields = {"device": device}
+        if request is not None:
+            fields["request"] = request.model_dump_json()
+        self.redis.hset(job_key(job_id), mapping=fields)
 
     def renew(self, job_ids: list[str], token: str) -> list[bool]:
         """Extend the leases of this attempt's jobs in one round trip; False for a job that

@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from polyfit.models.job import FitResult, JobError, JobRecord, JobState
 from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest, best_first, sweep_state
 from polyfit.store import stats
-from polyfit.store.jobs import JobStore, NoSuchJob
+from polyfit.store.jobs import Claim, JobStore, NoSuchJob
 from polyfit.store.keys import events_channel, job_key, sweep_key
 
 
@@ -62,10 +62,14 @@ class SweepStore(JobStore):
         return bool(self.redis.exists(sweep_key(sweep_id)))
 
     def member_ids(self, sweep_id: str) -> list[str]:
-        raw = self.redis.hget(sweep_key(sweep_id), "members")
-        if raw is None:
+        return self.stored_sweep(sweep_id)[0]
+
+    def stored_sweep(self, sweep_id: str) -> tuple[list[str], str]:
+        """The sweep's member ids and its request's JSON (the request's only copy)."""
+        members, request = self.redis.hmget(sweep_key(sweep_id), "members", "request")
+        if members is None:
             raise NoSuchSweep(sweep_id)
-        return json.loads(raw)
+        return json.loads(members), request
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
         """The sweep with its members' current states and final losses, best first. A sweep
@@ -110,8 +114,8 @@ class SweepStore(JobStore):
         """Claim each member for this attempt; returns each one's outcome (see ``claim``)."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in member_ids:
-            self.claim(job_id, token, worker, pipeline=pipe)
-        return pipe.execute()
+            self.queue_claim(pipe, job_id, token, worker)
+        return [Claim.of(reply).outcome for reply in pipe.execute()]
 
     def start_sweep(self, sweep_id: str, worker: str, device: str,
                     member_ids: list[str]) -> None:

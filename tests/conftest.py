@@ -20,6 +20,7 @@ import torch
 
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
+from polyfit.models import messages
 from polyfit.models.settings import current_settings
 
 BIN = Path(sys.executable).parent
@@ -176,7 +177,7 @@ def service(redis_server: EmbeddedRedis, start_worker) -> Iterator[tuple[Polyfit
     yield PolyfitClient(redis_server.url), worker
 
 
-def envelope(body: bytes, task_id: str, task: str = "polyfit.fit",
+def envelope(body: bytes, task_id: str, task: str = messages.FIT,
              content_type: str = "application/json", content_encoding: str = "utf-8",
              **headers: Any) -> str:
     """A Celery protocol 2 message in kombu's Redis envelope, as a sender would LPUSH it;

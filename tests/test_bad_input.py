@@ -24,9 +24,9 @@ from conftest import Worker, cli, envelope
 from polyfit.client import PolyfitClient
 from polyfit.client.cli import main
 from polyfit.client.embedded import EmbeddedRedis
-from polyfit.models import APPROACHES, FitRequest, JobState
+from polyfit.models import APPROACHES, FitRequest, JobState, messages
 from polyfit.models.request import describe
-from polyfit.store.keys import JOBS
+from polyfit.store.keys import JOBS, job_key
 
 FIELDS = set(FitRequest.model_fields)
 
@@ -260,57 +260,62 @@ def push(client: PolyfitClient, r: redis.Redis, kind: str, job_id: str) -> None:
         r.lpush("cpu", envelope(b"{[not json", job_id))
     elif kind == "body not a task":
         r.lpush("cpu", envelope(b"42", job_id))
-    elif kind == "no arguments":
-        send("polyfit.fit", args=[], task_id=job_id, queue="cpu")
-    elif kind == "request not an object":
-        send("polyfit.fit", args=[job_id, "approach=numpy"], task_id=job_id, queue="cpu")
+    elif kind == "no arguments":  # the task id names the job
+        send(messages.FIT, args=[], task_id=job_id, queue="cpu")
+    elif kind == "a request in the message":  # as clients before 0.2 sent: the record's runs
+        send(messages.FIT, args=[job_id, {"approach": "rm -rf /"}], task_id=job_id,
+             queue="cpu")
     elif kind == "extra arguments":
-        send("polyfit.fit", args=[job_id, {"approach": "numpy"}, 1, 2], kwargs={"x": 1},
+        send(messages.FIT, args=[job_id, {"approach": "numpy"}, 1, 2], kwargs={"x": 1},
              task_id=job_id, queue="cpu")
-    elif kind == "unknown approach":
-        send("polyfit.fit", args=[job_id, {"approach": "rm -rf /"}], task_id=job_id, queue="cpu")
-    elif kind == "NaN in data":
-        document = {"approach": "numpy", "data": {"x": [0, 1, math.nan], "y": [1, 2, 3]}}
-        r.lpush("cpu", envelope(task_body([job_id, document]), job_id))
+    elif kind in STORED:  # the record holds the request's only copy: a bad one there
+        r.hset(job_key(job_id), "request", STORED[kind])
+        send(messages.FIT, args=messages.arguments(job_id), task_id=job_id, queue="cpu")
     elif kind == "50 MB body":
         r.lpush("cpu", envelope(task_body([job_id, {"approach": "numpy",
                                                     "target": "x" * 50_000_000}]), job_id))
-    elif kind == "too many points":
-        points = [float(i) for i in range(200_000)]
-        send("polyfit.fit", args=[job_id, {"approach": "numpy",
-                                           "data": {"x": points, "y": points}}],
-             task_id=job_id, queue="cpu")
     elif kind == "unknown task name":
-        send("polyfit.nope", args=[job_id, {"approach": "numpy"}], task_id=job_id, queue="cpu")
+        send("polyfit.nope", args=messages.arguments(job_id), task_id=job_id, queue="cpu")
     elif kind.startswith("time limit"):
         limits = {"time limit not numbers": ["x", "y"], "time limit one number": 7,
                   "time limit negative": [-1, -1]}[kind]
         r.lpush("cpu", envelope(task_body([job_id, {"approach": "numpy", "steps": 5}]), job_id,
                                 timelimit=limits))
     elif kind == "job id also a keyword":
-        send("polyfit.fit", args=[job_id], kwargs={"job_id": job_id, "request": {
+        send(messages.FIT, args=[job_id], kwargs={"job_id": job_id, "request": {
             "approach": "numpy", "steps": 5}}, task_id=job_id, queue="cpu")
 
 
+STORED = {  # a record's request that no worker may run
+    "unknown approach": json.dumps({"approach": "rm -rf /"}),
+    "NaN in data": json.dumps({"approach": "numpy", "data": {"x": [0, 1, math.nan],
+                                                             "y": [1, 2, 3]}}),
+    "too many points": json.dumps({"approach": "numpy", "data": {
+        "x": list(range(200_000)), "y": list(range(200_000))}}),
+    "request not JSON": "approach=numpy",
+}
+RUNS = ("no arguments", "a request in the message", "extra arguments", "50 MB body",
+        "job id also a keyword")  # the job runs the request its record holds
 RAW = {  # kind: what the job's record says (None: the message names no job to fail)
     "not JSON": None,
     "envelope without fields": None,
     "body not JSON": "refused a message whose body cannot be decoded",
     "body not a task": "refused a malformed message",
-    "no arguments": "Input should be a valid dictionary",
-    "request not an object": "Input should be a valid dictionary",
-    "extra arguments": None,  # extra arguments are ignored: the job runs
+    "no arguments": None,
+    "a request in the message": None,
+    "extra arguments": None,
     "unknown approach": "approach: Input should be",
     "NaN in data": "data.x: must be finite numbers",
-    "50 MB body": "target: Input should be",
     "too many points": "data.x: has 200000 points, more than the limit 100000",
+    "request not JSON": "the stored record is not valid",  # as read back; the worker went on
+    "50 MB body": None,
     "unknown task name": "refused a message for unknown task 'polyfit.nope'",
     # Celery's pool arms timers with these in the worker's main process: strings stopped the
     # worker, a single number took its pool slot for good
     "time limit not numbers": "timelimit must be [hard, soft] positive seconds or nulls",
     "time limit one number": "timelimit must be [hard, soft] positive seconds or nulls",
     "time limit negative": "timelimit must be [hard, soft] positive seconds or nulls",
-    "job id also a keyword": None,  # the arguments win: the job runs
+    "job id also a keyword": None,
 }
 
 
@@ -324,7 +329,7 @@ def test_raw_message_is_refused_and_the_worker_carries_on(stack, kind):
 
     assert after.state == JobState.SUCCEEDED and worker.alive()
     record = client.status(job_id)
-    if kind in ("extra arguments", "job id also a keyword"):
+    if kind in RUNS:
         assert record.state == JobState.SUCCEEDED
     elif RAW[kind] is None:
         assert record.state == JobState.QUEUED

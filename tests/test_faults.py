@@ -22,7 +22,7 @@ from conftest import Worker, cli
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
 from polyfit.client.errors import JobCancelled, JobFailed, RedisUnavailable
-from polyfit.models import FitRequest, JobError, JobRecord, JobState, Settings
+from polyfit.models import FitRequest, JobError, JobRecord, JobState, Settings, messages
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_sigkilled_worker_job_runs_again_once(redis_server, start_worker):
     assert record.started_at > killed_at
     assert re.search(rf"re-queued 1 job\(s\) whose worker .*: {job_id}", survivor.log())
 
-    client.celery.send_task("polyfit.fit", args=[job_id, record.request], queue="cpu",
+    client.celery.send_task(messages.FIT, args=messages.arguments(job_id), queue="cpu",
                             task_id=job_id)
     eventually(lambda: f"job {job_id} not run: succeeded" in survivor.log(), 30,
                "the duplicate delivery")
@@ -339,7 +339,7 @@ def test_one_lease_thread_renews_every_held_job_and_notes_those_taken_over(redis
     monkeypatch.setattr(service, "_store", store)
     jobs = [store.create(SMALL) for _ in range(3)]
     for job_id in jobs:
-        assert store.claim(job_id, "attempt-1", "w") == "claimed"
+        assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
     leases = leasing.Leases()
     leases.hold(jobs[:1], "attempt-1")  # a job
     leases.hold(jobs[1:], "attempt-1")  # a sweep's members
@@ -359,10 +359,10 @@ def test_a_job_whose_workers_keep_dying_fails_and_expires_like_any_finished_job(
     settings = Settings(redis_url=redis_server.url, max_attempts=1, result_ttl=60)
     store = JobStore.from_url(redis_server.url, settings)
     job_id = store.create(SMALL)
-    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
     store.redis.delete(lease_key(job_id))  # its worker died: the lease lapsed
     assert store.reap() == [job_id]
-    assert store.claim(job_id, "attempt-2", "w") == "failed"
+    assert store.claim(job_id, "attempt-2", "w").outcome == "failed"
     record = store.get(job_id)
     assert (record.state, record.error.type) == (JobState.FAILED, "WorkerLost")
     assert 0 < store.redis.ttl(f"polyfit:job:{job_id}") <= 60
@@ -398,7 +398,7 @@ def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
 
     store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
     job_id = store.create(SMALL)
-    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
     assert store.progress(job_id, "attempt-1", 10, 100, 1.5)
     store.redis.hset(job_key(job_id), "token", "attempt-2")  # another attempt took over
     assert not store.progress(job_id, "attempt-1", 20, 100, 1.0)
@@ -468,7 +468,7 @@ def test_a_lapsed_job_whose_cancel_was_asked_for_ends_cancelled_without_another_
     store = JobStore.from_url(redis_server.url,
                               Settings(redis_url=redis_server.url, result_ttl=60))
     job_id = store.create(SMALL)
-    assert store.claim(job_id, "attempt-1", "w") == "claimed"
+    assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
     assert store.cancel(job_id) == "requested"
     store.redis.delete(lease_key(job_id))  # the frozen worker renewed nothing
     assert store.reap() == []
@@ -494,11 +494,11 @@ def test_the_reaper_reaps_any_number_of_lapsed_jobs_in_a_few_round_trips(redis_s
     store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
     jobs = [store.create(SMALL) for _ in range(60)]
     for job_id in jobs:
-        assert store.claim(job_id, "attempt-1", "w") == "claimed"
+        assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
         store.redis.delete(lease_key(job_id))
     store.reap()  # loads the scripts; the jobs are queued again, still in the running set
     for job_id in jobs:  # lapsed again
-        assert store.claim(job_id, "attempt-2", "w") == "claimed"
+        assert store.claim(job_id, "attempt-2", "w").outcome == "claimed"
         store.redis.delete(lease_key(job_id))
     sent = []
     original = Connection.send_packed_command
@@ -530,12 +530,12 @@ def test_a_sweep_delivered_again_while_its_members_run_elsewhere_keeps_its_recor
     sweep = SweepRequest(base=SMALL, learning_rates=[1e-6, 2e-6])
     sweep_id, member_ids = store.create_sweep(sweep)
     assert store.claim_members(member_ids, "batch-1", "w1") == ["claimed", "claimed"]
-    sweep_tasks.run_sweep_job(sweep_id, sweep.model_dump(mode="json"), "w2")
+    sweep_tasks.run_sweep_job(sweep_id, "w2")
     assert store.redis.ttl(sweep_key(sweep_id)) == -1  # kept while its members run
     assert [s.value for s in store.member_states(member_ids)] == ["running", "running"]
     for job_id in member_ids:
         store.fail(job_id, "batch-1", JobError(type="Boom", message="ended"), [])
-    sweep_tasks.run_sweep_job(sweep_id, sweep.model_dump(mode="json"), "w2")
+    sweep_tasks.run_sweep_job(sweep_id, "w2")
     assert 0 < store.redis.ttl(sweep_key(sweep_id)) <= 60
 
 

@@ -28,7 +28,7 @@ def finished_jobs(store: JobStore, request: FitRequest, count: int,
     job_ids = [store.create(request) for _ in range(count)]
     pipe = store.redis.pipeline(transaction=False)
     for job_id in job_ids:
-        store.claim(job_id, f"t-{job_id}", "w", pipeline=pipe)
+        store.queue_claim(pipe, job_id, f"t-{job_id}", "w")
     pipe.execute()
     for job_id in job_ids:
         if fail:

@@ -17,8 +17,9 @@ import redis
 from conftest import ROOT, Worker, cli, envelope
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port, redis_server_binary
-from polyfit.models import FitRequest, JobState
+from polyfit.models import FitRequest, JobState, messages
 from polyfit.models.sweep import SweepRequest
+from polyfit.store.keys import job_key
 
 pytestmark = pytest.mark.integration
 
@@ -109,8 +110,9 @@ def test_target_expression_is_never_evaluated(stack, tmp_path):
     marker = tmp_path / "evaluated"
     expression = f"__import__('pathlib').Path('{marker}').touch() or 'sin'"
     job_id = stack.client.store.create(FitRequest(approach="numpy", steps=5))
-    stack.client.celery.send_task("polyfit.fit", args=[job_id, {"approach": "numpy",
-                                                                "target": expression}],
+    stack.redis.hset(job_key(job_id), "request", json.dumps({"approach": "numpy",
+                                                              "target": expression}))
+    stack.client.celery.send_task(messages.FIT, args=messages.arguments(job_id),
                                   task_id=job_id, queue="cpu")
     stack.run_one()
     record = stack.client.status(job_id)

@@ -337,7 +337,7 @@ def test_a_sweep_expires_with_its_members_whether_or_not_a_batch_ran(redis_serve
     assert not store.redis.exists(sweep_key(orphaned))
 
     refused, member_ids = store.create_sweep(request)
-    assert store.claim(member_ids[0], "attempt", "w") == "claimed"
+    assert store.claim(member_ids[0], "attempt", "w").outcome == "claimed"
     store.fail_members_unclaimed(member_ids, JobError(type="ValidationError", message="bad"))
     states = [store.get(j).state for j in member_ids]
     assert states == [JobState.RUNNING, JobState.FAILED]  # a claimed member is left running

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import redis
 
+from polyfit.models import messages
 from polyfit.worker.service.app import app, settings
 
 _redis: redis.Redis | None = None
 
 
-@app.task(name="polyfit.ping")
+@app.task(name=messages.PING)
 def ping(reply_key: str) -> None:
     """Push one item onto ``reply_key``; the sender waits for it with BLPOP."""
     global _redis

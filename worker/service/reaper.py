@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from celery import Celery, bootsteps
 
-from polyfit.models import JobRecord, JobState
+from polyfit.models import JobRecord, JobState, messages
 from polyfit.models.settings import current_settings
 from polyfit.store import JobStore
 
@@ -85,7 +85,7 @@ def _send_again(app: Celery, records: list[JobRecord], sent: Callable[[list[str]
     """A fresh ``polyfit.fit`` message for each job, then ``sent`` (the store's note of it)
     and one warning, ``message`` with the count and the first ids; returns the ids."""
     for record in records:
-        app.send_task("polyfit.fit", args=[record.job_id, record.request], queue=record.queue,
+        app.send_task(messages.FIT, args=messages.arguments(record.job_id), queue=record.queue,
                       task_id=record.job_id)
     job_ids = [record.job_id for record in records]
     sent(job_ids)

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 
-from polyfit.models import JobError
+from polyfit.models import JobError, messages
 from polyfit.worker.service.app import store
 
 log = logging.getLogger("polyfit.worker")
@@ -58,7 +58,7 @@ class Consumer(CeleryConsumer):
         super().on_unknown_task(body, message, exc)
         name = message.headers.get("task") if isinstance(message.headers, dict) else None
         fail_job_of(message, f"refused a message for unknown task {name!r}; "
-                             "workers run 'polyfit.fit', 'polyfit.sweep' and 'polyfit.ping'")
+                             f"workers run {', '.join(map(repr, messages.TASKS))}")
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         super().on_unknown_message(body, message)

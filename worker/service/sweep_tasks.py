@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from polyfit.models import FitRequest, FitResult, JobError, JobState
+from polyfit.models import FitRequest, FitResult, JobError, JobState, messages
 from polyfit.models.request import describe
 from polyfit.models.sweep import SweepRequest
 from polyfit.store import NoSuchSweep, attempt_token
@@ -33,7 +33,7 @@ from polyfit.worker.service import metrics
 from polyfit.worker.service.app import RETRY_TRANSIENT, app, settings, store
 from polyfit.worker.service.away import unless_away, until_written
 from polyfit.worker.service.leases import leases
-from polyfit.worker.service.tasks import THREADS, task_arguments
+from polyfit.worker.service.tasks import THREADS
 from polyfit.worker.service.watchdog import watchdog
 
 log = logging.getLogger("polyfit.worker")
@@ -46,7 +46,7 @@ class SweepJobRequest(Request):
         super().on_timeout(soft, timeout)
         if soft:
             return
-        sweep_id, _ = task_arguments(self.id, self.args, self.kwargs, "sweep_id")
+        sweep_id = messages.record_id(self.id, self.args, self.kwargs, "sweep_id")
         error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded "
                          f"({timeout:g} s, hard)")
         try:
@@ -58,25 +58,23 @@ class SweepJobRequest(Request):
             store().fail_running(job_id, error, attempt)
 
 
-@app.task(name="polyfit.sweep", bind=True, Request=SweepJobRequest, **RETRY_TRANSIENT)
+@app.task(name=messages.SWEEP, bind=True, Request=SweepJobRequest, **RETRY_TRANSIENT)
 def sweep(self, *args: Any, **kwargs: Any) -> None:
-    sweep_id, request = task_arguments(self.request.id, args, kwargs, "sweep_id")
-    run_sweep_job(sweep_id, request, self.request.hostname or socket.gethostname())
+    sweep_id = messages.record_id(self.request.id, args, kwargs, "sweep_id")
+    run_sweep_job(sweep_id, self.request.hostname or socket.gethostname())
 
 
-def run_sweep_job(sweep_id: Any, raw_request: Any, worker: str) -> None:
-    """Run one delivery of a sweep. Bad input fails its members; it never raises for it."""
-    if not isinstance(sweep_id, str) or not sweep_id:
-        log.error("dropped a sweep message without a sweep id (got %r)", type(sweep_id).__name__)
-        return
+def run_sweep_job(sweep_id: str, worker: str) -> None:
+    """Run one delivery of a sweep: the request its record holds. A bad request fails its
+    members; it never raises for it."""
     sweeps = store()
     try:
-        member_ids = sweeps.member_ids(sweep_id)
+        member_ids, stored = sweeps.stored_sweep(sweep_id)
     except NoSuchSweep:
         log.error("sweep %s not found; message dropped", sweep_id)
         return
     try:
-        requests = SweepRequest.model_validate(raw_request).members()
+        requests = SweepRequest.model_validate_json(stored or "null").members()
     except ValidationError as error:
         sweeps.fail_members_unclaimed(member_ids, JobError(type="ValidationError",
                                                            message=describe(error)))

@@ -15,7 +15,7 @@ from celery.signals import worker_init, worker_process_init
 from celery.worker.request import Request
 from pydantic import ValidationError
 
-from polyfit.models import FitRequest, FitResult, JobError, JobState
+from polyfit.models import FitRequest, FitResult, JobError, JobState, messages
 from polyfit.models.request import describe
 from polyfit.store import attempt_token
 from polyfit.worker.engine.fit import Cancelled, FitStopped, Report
@@ -73,52 +73,40 @@ class JobRequest(Request):
         super().on_timeout(soft, timeout)
         if soft:
             return
-        job_id, _ = task_arguments(self.id, self.args, self.kwargs, "job_id")
+        job_id = messages.record_id(self.id, self.args, self.kwargs, "job_id")
         error = JobError(type="TimeLimitExceeded", message=f"time limit exceeded ({timeout:g} s,"
                          " hard)")
         store().fail_running(job_id, error, attempt_token(self.hostname, self.worker_pid))
 
 
-def task_arguments(task_id: str, args: Any, kwargs: Any, id_name: str) -> tuple[str, Any]:
-    """(id, request) from a message's arguments, whatever their shape: ``[id, request]`` as
-    clients send them, else keywords (``id_name``, ``request``); the id defaults to the task
-    id, which clients make the job's or sweep's id. The task refuses what is not a request."""
-    args = args if isinstance(args, list | tuple) else []
-    kwargs = kwargs if isinstance(kwargs, dict) else {}
-    given = args[0] if args else kwargs.get(id_name)
-    request = args[1] if len(args) > 1 else kwargs.get("request")
-    return given if isinstance(given, str) and given else task_id, request
-
-
-@app.task(name="polyfit.fit", bind=True, Request=JobRequest, **RETRY_TRANSIENT)
+@app.task(name=messages.FIT, bind=True, Request=JobRequest, **RETRY_TRANSIENT)
 def fit(self, *args: Any, **kwargs: Any) -> None:
-    job_id, request = task_arguments(self.request.id, args, kwargs, "job_id")
-    run_job(job_id, request, self.request.hostname or socket.gethostname())
+    job_id = messages.record_id(self.request.id, args, kwargs, "job_id")
+    run_job(job_id, self.request.hostname or socket.gethostname())
 
 
-def run_job(job_id: Any, raw_request: Any, worker: str) -> None:
-    """Run one delivery of a job. Bad input fails the job; it never raises for it."""
-    if not isinstance(job_id, str) or not job_id:
-        log.error("dropped a message without a job id (got %r)", type(job_id).__name__)
-        return
+def run_job(job_id: str, worker: str) -> None:
+    """Run one delivery of a job: claim it, then validate and run the request its record
+    holds. A bad request fails the job; it never raises for it."""
     jobs = store()
+    token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
+    claim = jobs.claim(job_id, token, worker)
+    if claim.outcome != "claimed":
+        log.info("job %s not run: %s", job_id, claim.outcome)
+        return
     try:
-        request = FitRequest.model_validate(raw_request)
+        request = FitRequest.model_validate_json(claim.request or "null")
         device = resolve_device(request)
     except (ValidationError, DeviceUnavailable) as error:
         reason = describe(error) if isinstance(error, ValidationError) else str(error)
-        jobs.fail_unclaimed(job_id, JobError(type=type(error).__name__, message=reason))
+        refusal = JobError(type=type(error).__name__, message=reason)
+        until_written(lambda: jobs.fail(job_id, token, refusal), f"job {job_id} refused")
         log.error("job %s refused: %s", job_id, reason)
         return
-
-    token = attempt_token(worker, os.getpid()) + uuid.uuid4().hex
-    outcome = jobs.claim(job_id, token, worker, device)
-    if outcome != "claimed":
-        log.info("job %s not run: %s", job_id, outcome)
-        return
-    if request.seed is None:  # drawn by the first attempt; a re-delivery runs the same seed
-        request = with_seed(jobs.get(job_id).fit_request)
-        until_written(lambda: jobs.set_request(job_id, request), f"job {job_id}")
+    # a seed drawn by the first attempt is recorded: a re-delivery runs the same seed
+    drawn = with_seed(request) if request.seed is None else None
+    request = drawn or request
+    until_written(lambda: jobs.started(job_id, device, drawn), f"job {job_id}")
 
     leases.hold([job_id], token)
     watchdog.watch([job_id], token)
