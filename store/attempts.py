@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any, NamedTuple
 
-import redis
+from redis import Redis, RedisError
 from redis.client import Pipeline
 from redis.commands.core import Script
 
@@ -48,7 +48,7 @@ class JobAttempts:
     """Runs jobs' attempts as a worker and its reaper do (the store's attributes are
     ``JobStore``'s)."""
 
-    redis: redis.Redis
+    redis: Redis
     settings: Settings
     scripts: dict[str, Script]
     ttl: int
@@ -61,7 +61,7 @@ class JobAttempts:
         only copy)."""
         return Claim.of(self.queue_claim(self.redis, job_id, token, worker))
 
-    def queue_claim(self, client: redis.Redis | Pipeline, job_id: str, token: str,
+    def queue_claim(self, client: Redis | Pipeline, job_id: str, token: str,
                     worker: str) -> Any:
         """The claim script on ``client``: its reply, or queued in a pipeline (whose result
         for it ``Claim.of`` reads)."""
@@ -170,7 +170,7 @@ class JobAttempts:
                                      args=[job_id, self.ttl, events_channel(job_id), now],
                                      client=pipe)
             outcomes = pipe.execute() if job_ids else []
-        except redis.RedisError:  # the owners could not renew either
+        except RedisError:  # the owners could not renew either
             self._lapsed_since.clear()
             raise
         return [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-import redis
+from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
@@ -54,7 +54,7 @@ class JobRecords:
     """Reads and changes job records as a client does (the store's attributes are
     ``JobStore``'s)."""
 
-    redis: redis.Redis
+    redis: Redis
     settings: Settings
     scripts: dict[str, Script]
     ttl: int
