@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
@@ -26,7 +25,13 @@ from polyfit.models.settings import current_settings
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def requires_cuda() -> pytest.MarkDecorator:
+    """Skips a test without a CUDA GPU; torch is imported only by the tests that use it."""
+    import torch
+
+    return pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,

@@ -150,6 +150,7 @@ def submit_options(draw: st.DrawFn) -> dict[str, str]:
     return chosen
 
 
+@pytest.mark.integration
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(options=submit_options())
@@ -170,6 +171,7 @@ def test_submit_options_are_taken_or_refused_with_exit_2_naming_the_option(idle_
     assert queued(idle_redis.url) == before
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("args", "field"), [
     (["--approach", "numpy", "--steps", "-1"], "steps"),
     (["--approach", "bogus"], "--approach"),
@@ -216,6 +218,7 @@ def write_csv(path: Path, content: str | bytes | None) -> None:
         path.write_text(content)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", BAD_CSV)
 def test_bad_csv_is_refused_before_anything_is_queued(idle_redis, tmp_path, case):
     content, reason = BAD_CSV[case]
@@ -319,6 +322,7 @@ RAW = {  # kind: what the job's record says (None: the message names no job to f
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", RAW)
 def test_raw_message_is_refused_and_the_worker_carries_on(stack, kind):
     client, worker, r = stack
@@ -338,6 +342,7 @@ def test_raw_message_is_refused_and_the_worker_carries_on(stack, kind):
     assert r.llen("cpu") == 0
 
 
+@pytest.mark.integration
 def test_queue_flood_of_junk_leaves_the_worker_consuming(stack):
     client, worker, r = stack
     started = time.monotonic()

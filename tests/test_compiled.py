@@ -75,7 +75,7 @@ def test_a_compiled_fit_that_diverges_fails_at_its_recorded_step():
         fit(request, "cpu", True)
 
 
-@requires_cuda
+@requires_cuda()
 @pytest.mark.cuda
 @pytest.mark.parametrize("approach", COMPILED)
 def test_compiled_on_cuda_equals_cpu(approach):

@@ -10,7 +10,7 @@ from polyfit.models import FitRequest
 from polyfit.worker.engine.fit import Report
 from polyfit.worker.engine.run import resolve_device, run_fit
 
-pytestmark = [pytest.mark.cuda, requires_cuda]
+pytestmark = [pytest.mark.cuda, requires_cuda()]
 
 TORCH_APPROACHES = ["tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic"]
 

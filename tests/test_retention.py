@@ -14,6 +14,8 @@ from polyfit.models.sweep import SweepRequest
 from polyfit.store import JobStore
 from polyfit.store.keys import JOBS, index_key, job_key
 
+pytestmark = pytest.mark.integration
+
 EXACT = FitRequest(approach="exact")
 ENDLESS = FitRequest(approach="dynamic", steps=1_000_000, seed=1)  # minutes
 

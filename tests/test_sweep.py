@@ -315,6 +315,7 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
         assert record.sweep_id == sweep_id
 
 
+@pytest.mark.integration
 def test_a_sweep_expires_with_its_members_whether_or_not_a_batch_ran(redis_server):
     """With POLYFIT_RESULT_TTL, a sweep cancelled before any worker took it gets the TTL its
     members get; one whose members all expired reads as not found, and is deleted."""
@@ -362,7 +363,7 @@ def test_sweep_cancel_stops_every_member(service, redis_server):
     assert all(m["error"]["type"] == "Cancelled" for m in document["members"])
 
 
-@requires_cuda
+@requires_cuda()
 @pytest.mark.cuda
 @pytest.mark.parametrize(("approach", "extra", "learning_rates"),
                          [c for c in CASES if c[0] not in ("dynamic", *NUMPY_APPROACHES)])
