@@ -24,6 +24,7 @@ from conftest import Worker, cli, envelope
 from polyfit.client import PolyfitClient
 from polyfit.client.cli import main
 from polyfit.client.embedded import EmbeddedRedis
+from polyfit.client.status import ExitStatus
 from polyfit.models import APPROACHES, FitRequest, JobState, messages
 from polyfit.models.request import describe
 from polyfit.store.keys import JOBS, job_key
@@ -159,12 +160,12 @@ def test_submit_options_are_taken_or_refused_with_exit_2_naming_the_option(idle_
     args = [f"--{name}={value}" for name, value in options.items()]
     code, out, err = run_main("--redis-url", idle_redis.url, "submit", *args)
     event(f"exit {code}")
-    if code == 0:
+    if code == ExitStatus.SUCCESS:
         job_id = out.strip()
         assert PolyfitClient(idle_redis.url).status(job_id).state == JobState.QUEUED
         assert queued(idle_redis.url) == before + 2
         return
-    assert code == 2, err
+    assert code == ExitStatus.INVALID_REQUEST, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     named = {"approach"} | {n for name in options for n in (name, name.replace("-", "_"))}
     assert any(name in err for name in named), (options, err)
@@ -183,7 +184,7 @@ def test_submit_options_are_taken_or_refused_with_exit_2_naming_the_option(idle_
 def test_the_binary_refuses_bad_options_with_exit_2(idle_redis, args, field):
     before = queued(idle_redis.url)
     done = cli("--redis-url", idle_redis.url, "submit", *args)
-    assert done.returncode == 2 and field in done.stderr, done.stderr
+    assert done.returncode == ExitStatus.INVALID_REQUEST and field in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert queued(idle_redis.url) == before
 
@@ -227,7 +228,7 @@ def test_bad_csv_is_refused_before_anything_is_queued(idle_redis, tmp_path, case
     before = queued(idle_redis.url)
     done = cli("--redis-url", idle_redis.url, "submit", "--approach", "numpy",
                "--data", str(path))
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == ExitStatus.INVALID_REQUEST, done.stderr
     assert done.stderr.startswith("error: data") and reason in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert queued(idle_redis.url) == before

@@ -11,7 +11,6 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
 from polyfit.worker.engine import torch_compat
-from polyfit.worker.service import kombu_compat
 
 
 def test_torch_names_the_replay_and_compile_use() -> None:
@@ -66,8 +65,6 @@ def test_kombu_channel_methods_the_transport_overrides() -> None:
     """``_brpop_read(**options)`` pops one item and raises ``queue.Empty`` when there is none;
     ``basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)`` registers the callback
     that every delivered message goes through."""
-    assert issubclass(kombu_compat.Channel, kombu_redis.Channel)
-    assert kombu_compat.Transport.Channel is kombu_compat.Channel
     read = inspect.signature(kombu_redis.Channel._brpop_read)
     assert [p.kind for p in read.parameters.values()] == [
         inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.VAR_KEYWORD]
@@ -76,7 +73,6 @@ def test_kombu_channel_methods_the_transport_overrides() -> None:
     assert list(consume.parameters)[:5] == ["self", "queue", "no_ack", "callback", "consumer_tag"]
     assert "self.connection_errors = " in inspect.getsource(kombu_redis.Channel.__init__)
     assert kombu_redis.Channel.QoS is kombu_redis.QoS
-    assert kombu_compat.Channel.QoS is kombu_compat.QoS
     remove = inspect.signature(kombu_redis.QoS._remove_from_indices)
     assert list(remove.parameters) == ["self", "delivery_tag", "pipe"]
     assert "return pipe.zrem(" in inspect.getsource(kombu_redis.QoS._remove_from_indices)

@@ -22,6 +22,7 @@ from conftest import Worker, cli
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
 from polyfit.client.errors import JobCancelled, JobFailed, RedisUnavailable
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest, JobError, JobRecord, JobState, Settings, messages
 
 pytestmark = pytest.mark.integration
@@ -120,7 +121,7 @@ def test_settings_keep_visibility_timeout_above_the_time_limits(tmp_path: Path):
         Settings(soft_time_limit=60, hard_time_limit=30)
 
     done = cli("status", "x", env={"POLYFIT_HARD_TIME_LIMIT": "5000"})
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.returncode == ExitStatus.INVALID_REQUEST and done.stderr.count("\n") == 1
     assert "POLYFIT_VISIBILITY_TIMEOUT (3600) must exceed" in done.stderr
 
     worker = Worker("redis://127.0.0.1:1/0", tmp_path / "bad.log", env={
@@ -204,7 +205,7 @@ def test_unreachable_redis_exits_4_with_one_line():
     url = f"redis://127.0.0.1:{free_port()}/0"
     for args in (["status", "x"], ["submit", "--approach", "numpy"], ["wait", "x"]):
         done = cli("--redis-url", url, *args)
-        assert done.returncode == 4, done.stderr
+        assert done.returncode == ExitStatus.REDIS_UNAVAILABLE, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
         assert "is unreachable" in done.stderr
     with pytest.raises(RedisUnavailable, match="unreachable"):
@@ -214,7 +215,7 @@ def test_unreachable_redis_exits_4_with_one_line():
 def test_full_redis_refuses_a_submit_with_exit_4(redis_server):
     redis.Redis.from_url(redis_server.url).config_set("maxmemory", 1)
     done = cli("--redis-url", redis_server.url, "submit", "--approach", "numpy")
-    assert done.returncode == 4, done.stderr
+    assert done.returncode == ExitStatus.REDIS_UNAVAILABLE, done.stderr
     assert "refused a write" in done.stderr and "maxmemory" in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
@@ -236,7 +237,8 @@ def test_a_full_redis_writes_nothing_half_and_its_worker_finishes_once_freed(
     store.config_set("maxmemory", 1)
     try:
         done = cli("--redis-url", redis_server.url, "submit", "--approach", "numpy")
-        assert done.returncode == 4 and "refused a write" in done.stderr, done.stderr
+        assert done.returncode == ExitStatus.REDIS_UNAVAILABLE, done.stderr
+        assert "refused a write" in done.stderr, done.stderr
         assert {key for key in store.keys("*") if key.startswith("polyfit:job:")} == {
             key for key in keys if key.startswith("polyfit:job:")}
         assert store.llen("cpu") == 0

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from bench.hard_problems import certify, digits, exact_chi_square, hard_problems
 from conftest import cli
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest
 from polyfit.models.least_squares import fit_polynomial
 from polyfit.models.statistics import fit_statistics
@@ -231,7 +232,7 @@ def test_a_weighted_csv_through_the_cli_and_a_worker(service, tmp_path):
     url = ["--redis-url", client.redis_url]
     printed = cli(*url, "submit", "--approach", "exact", "--degree", "2", "--data", str(path),
                   "--absolute-sigma", "--wait")
-    assert printed.returncode == 0, printed.stderr
+    assert printed.returncode == ExitStatus.SUCCESS, printed.stderr
     assert "weighted by 1/σ²: χ² " in printed.stdout
     assert "σ absolute: the covariance is not scaled" in printed.stdout
     job_id = printed.stderr.strip().splitlines()[0]

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import cli
 from polyfit.client import PolyfitClient
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest, FitResult, JobError, Settings
 from polyfit.models.sweep import SweepRequest
 from polyfit.store import JobStore
@@ -85,7 +86,7 @@ def test_delete_from_the_cli(redis_server):
     done = finished_jobs(client.store, EXACT, 1)[0]
     unknown = "0" * 32
     run = cli("--redis-url", redis_server.url, "delete", queued, done, unknown)
-    assert run.returncode == 3, run.stderr
+    assert run.returncode == ExitStatus.NOT_FOUND, run.stderr
     assert run.stdout.splitlines() == [f"{queued}: deleted (was queued)",
                                        f"{done}: deleted (was succeeded)"]
     assert run.stderr.count("\n") == 1
@@ -130,7 +131,7 @@ def test_prune_by_age_and_state(redis_server):
     assert not any(client.store.redis.exists(job_key(job_id)) for job_id in failed)
 
     bad = cli(*url, "prune", "--older-than", "a week")
-    assert bad.returncode == 2 and "7d" in bad.stderr
+    assert bad.returncode == ExitStatus.INVALID_REQUEST and "7d" in bad.stderr
     with pytest.raises(ValueError, match="finished jobs only"):
         client.prune(0, "queued")
 
@@ -145,4 +146,5 @@ def test_sweep_delete_takes_its_members(redis_server):
     assert run.stdout.strip() == f"{sweep_id}: deleted with 4 member job(s)", run.stderr
     assert client.list() == [] and not client.store.redis.exists(*map(job_key, members))
     again = cli(*url, "sweep-delete", sweep_id)
-    assert again.returncode == 3 and f"sweep {sweep_id} not found" in again.stderr
+    assert again.returncode == ExitStatus.NOT_FOUND
+    assert f"sweep {sweep_id} not found" in again.stderr

@@ -17,6 +17,7 @@ import redis
 from conftest import ROOT, Worker, cli, envelope
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port, redis_server_binary
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest, JobState, messages
 from polyfit.models.sweep import SweepRequest
 from polyfit.store.keys import job_key
@@ -57,7 +58,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 def test_password_protected_stack_runs_a_job_end_to_end(stack):
     done = cli("--redis-url", stack.url(PASSWORD), "submit", "--approach", "legendre",
                "--steps", "200", "--wait", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     document = json.loads(done.stdout)
     assert document["state"] == "succeeded" and document["coefficients"]
 
@@ -67,7 +68,7 @@ def test_wrong_or_missing_password_exits_4_with_a_clear_message(stack, password)
     before = stack.redis.zcard("polyfit:jobs")
     for args in (["status", "x"], ["submit", "--approach", "numpy"]):
         done = cli("--redis-url", stack.url(password), *args)
-        assert done.returncode == 4, done.stderr
+        assert done.returncode == ExitStatus.REDIS_UNAVAILABLE, done.stderr
         assert "refused the credentials" in done.stderr and "POLYFIT_REDIS_URL" in done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
         assert "wrong-password" not in done.stderr  # the URL is shown without its password
@@ -184,7 +185,8 @@ def test_redis_over_tls_for_client_worker_and_broker(tls_redis, start_worker):
     record = client.wait(client.submit(FitRequest(approach="numpy", steps=5)), timeout=90)
     assert record.state == JobState.SUCCEEDED
     done = cli("--redis-url", f"rediss://127.0.0.1:{port}/0", "list")
-    assert done.returncode == 4 and "ssl_ca_certs=PATH" in done.stderr, done.stderr
+    assert done.returncode == ExitStatus.REDIS_UNAVAILABLE, done.stderr
+    assert "ssl_ca_certs=PATH" in done.stderr, done.stderr
 
 
 def test_acl_users_of_security_md(tmp_path, start_worker):
@@ -215,7 +217,7 @@ def test_acl_users_of_security_md(tmp_path, start_worker):
         for args in (["list"], ["status", job_id], ["prune", "--older-than", "0s"],
                      ["sweep-delete", sweep_id]):
             done = cli("--redis-url", url, *args)
-            assert done.returncode == 0, done.stderr
+            assert done.returncode == ExitStatus.SUCCESS, done.stderr
         as_client = redis.Redis.from_url(url)
         for command in (["FLUSHALL"], ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"],
                         ["SET", "not-polyfit", "1"], ["GET", "not-polyfit"]):

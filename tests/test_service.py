@@ -12,6 +12,7 @@ import pytest
 
 from conftest import BIN, cli
 from polyfit.client import JobFailed, JobNotFound, PolyfitClient
+from polyfit.client.status import ExitStatus
 from polyfit.models import APPROACHES, FitRequest, JobState
 from polyfit.models.job import iso_time
 
@@ -31,7 +32,7 @@ def test_every_approach_through_the_queue(service, redis_server):
     for name, job_id in ids.items():
         client.wait(job_id, timeout=120)
         run = cli("--redis-url", redis_server.url, "result", job_id, "--json")
-        assert run.returncode == 0, run.stderr
+        assert run.returncode == ExitStatus.SUCCESS, run.stderr
         document = json.loads(run.stdout)
         assert FIELDS <= set(document)
         assert document["state"] == "succeeded" and document["error"] is None
@@ -48,16 +49,16 @@ def test_every_approach_through_the_queue(service, redis_server):
 def test_submit_prints_the_id_alone_and_wait_prints_the_result(service, redis_server):
     env = {"POLYFIT_REDIS_URL": redis_server.url}
     submitted = cli("submit", "--approach", "legendre", "--steps", "300", env=env)
-    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.returncode == ExitStatus.SUCCESS, submitted.stderr
     job_id = submitted.stdout.strip()
     assert len(job_id) == 32 and "\n" not in job_id
     waited = cli("wait", job_id, "--json", env=env)
-    assert waited.returncode == 0, waited.stderr
+    assert waited.returncode == ExitStatus.SUCCESS, waited.stderr
     assert json.loads(waited.stdout)["coefficients"]["b"] < 0
     shown = cli("result", job_id, env=env)
     assert "Result: y = " in shown.stdout and "final loss" in shown.stdout
     direct = cli("submit", "--approach", "exact", "--wait", "--json", env=env)
-    assert direct.returncode == 0, direct.stderr
+    assert direct.returncode == ExitStatus.SUCCESS, direct.stderr
     assert json.loads(direct.stdout)["final_loss"] == pytest.approx(8.81717, abs=1e-4)
 
 
@@ -68,7 +69,7 @@ def test_request_file_and_data_file(service, redis_server, tmp_path):
     request.write_text(json.dumps({"approach": "exact", "degree": 2}))
     run = cli("--redis-url", redis_server.url, "submit", "--request", str(request), "--degree",
               "1", "--data", str(points), "--wait", "--json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == ExitStatus.SUCCESS, run.stderr
     document = json.loads(run.stdout)
     assert document["request"]["degree"] == 1
     assert document["coefficients"] == pytest.approx({"a": 1.0, "b": 2.0})
@@ -92,11 +93,12 @@ def test_lifecycle_states_and_progress(service):
 
 def test_unknown_id_is_not_found(redis_server):
     run = cli("--redis-url", redis_server.url, "status", "0" * 32)
-    assert run.returncode == 3
+    assert run.returncode == ExitStatus.NOT_FOUND
     assert run.stderr.startswith(f"error: job {'0' * 32} not found")
     assert len(run.stderr.strip().splitlines()) == 1
     for command in ("result", "wait", "cancel"):
-        assert cli("--redis-url", redis_server.url, command, "nope").returncode == 3
+        done = cli("--redis-url", redis_server.url, command, "nope")
+        assert done.returncode == ExitStatus.NOT_FOUND
     with pytest.raises(JobNotFound):
         PolyfitClient(redis_server.url).status("nope")
 
@@ -108,7 +110,7 @@ def test_failed_job_exits_1_with_its_error(service, redis_server):
     with pytest.raises(JobFailed, match="diverged at step"):
         client.wait(job_id, timeout=60)
     run = cli("--redis-url", redis_server.url, "result", job_id)
-    assert run.returncode == 1
+    assert run.returncode == ExitStatus.JOB_FAILED
     assert "Diverged: diverged at step" in run.stderr and "lower learning_rate" in run.stderr
     assert "Traceback" not in run.stderr
     document = json.loads(cli("--redis-url", redis_server.url, "status", job_id,
@@ -120,7 +122,7 @@ def test_cancel_a_queued_job(redis_server, start_worker):
     client = PolyfitClient(redis_server.url)
     job_id = client.submit(FitRequest(approach="nn", seed=0))  # no worker yet: stays queued
     run = cli("--redis-url", redis_server.url, "cancel", job_id)
-    assert run.returncode == 0 and "cancelled before it ran" in run.stdout
+    assert run.returncode == ExitStatus.SUCCESS and "cancelled before it ran" in run.stdout
     start_worker(redis_server.url)
     after = client.submit(FitRequest(approach="exact"))
     client.wait(after, timeout=60)  # the worker has drained the queue past the cancelled job
@@ -134,13 +136,13 @@ def test_cancel_a_running_job_keeps_its_history(service, redis_server):
                                       record_every=100))
     while not (record := client.status(job_id)).progress:
         time.sleep(0.05)
-    assert cli("--redis-url", redis_server.url, "cancel", job_id).returncode == 0
+    assert cli("--redis-url", redis_server.url, "cancel", job_id).returncode == ExitStatus.SUCCESS
     with pytest.raises(JobFailed, match="cancelled"):
         client.wait(job_id, timeout=30)
     record = client.status(job_id)
     assert record.state == JobState.CANCELLED
     assert record.partial_history and record.partial_history[-1][0] < 200_000
-    assert cli("--redis-url", redis_server.url, "wait", job_id).returncode == 1
+    assert cli("--redis-url", redis_server.url, "wait", job_id).returncode == ExitStatus.JOB_FAILED
 
 
 def test_cuda_job_on_a_worker_without_gpu_fails_clearly(redis_server, start_worker):

@@ -13,6 +13,7 @@ import torch
 from pydantic import ValidationError
 
 from conftest import cli, requires_cuda
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest, JobState
 from polyfit.models.request import NUMPY_APPROACHES
 from polyfit.models.sweep import MAX_MEMBERS, SweepRequest, sweep_state
@@ -230,7 +231,7 @@ def test_which_degree_is_one_command_on_a_users_csv(service, redis_server, tmp_p
     env = {"POLYFIT_REDIS_URL": redis_server.url}
     run = cli("sweep", "--approach", "exact", "--degrees", "1-9", "--data", str(points),
               "--wait", "--by", "bic", "--json", env=env)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == ExitStatus.SUCCESS, run.stderr
     document = json.loads(run.stdout)
     assert [m["degree"] for m in document["members"]][0] == 3 == document["best"]["degree"]
     bics = [m["bic"] for m in document["members"]]
@@ -238,11 +239,12 @@ def test_which_degree_is_one_command_on_a_users_csv(service, redis_server, tmp_p
     by_loss = json.loads(cli("sweep-result", document["sweep_id"], "--json", env=env).stdout)
     assert by_loss["best"]["degree"] == 9
     table = cli("sweep-result", document["sweep_id"], "--by", "aic", env=env)
-    assert table.returncode == 0 and "best by aic: degree 3" in table.stdout
+    assert table.returncode == ExitStatus.SUCCESS and "best by aic: degree 3" in table.stdout
     refused = cli("sweep", "--approach", "exact", "--seeds", "0-3", env=env)
-    assert refused.returncode == 2 and "only degrees" in refused.stderr
+    assert refused.returncode == ExitStatus.INVALID_REQUEST and "only degrees" in refused.stderr
     ignored = cli("sweep", "--approach", "exact", "--degrees", "1-3", "--by", "aic", env=env)
-    assert ignored.returncode == 2 and "--by applies to --wait" in ignored.stderr
+    assert ignored.returncode == ExitStatus.INVALID_REQUEST
+    assert "--by applies to --wait" in ignored.stderr
 
 
 @pytest.mark.integration
@@ -251,7 +253,7 @@ def test_sweep_through_the_service(service, redis_server):
     env = {"POLYFIT_REDIS_URL": redis_server.url}
     run = cli("sweep", "--approach", "nn", "--learning-rate", "1e-6,3e-6,1e-3", "--seeds", "0-1",
               "--steps", "300", "--device", "cpu", "--wait", "--json", env=env)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == ExitStatus.SUCCESS, run.stderr
     document = json.loads(run.stdout)
     assert document["state"] == "succeeded" and len(document["members"]) == 6
     assert document["counts"]["succeeded"] == 4 and document["counts"]["failed"] == 2
@@ -272,17 +274,19 @@ def test_sweep_through_the_service(service, redis_server):
     assert best["final_loss"] == pytest.approx(single(request).final_loss, rel=1e-5)
 
     again = cli("sweep-result", document["sweep_id"], "--json", env=env)
-    assert again.returncode == 0 and json.loads(again.stdout)["members"] == listed
+    assert again.returncode == ExitStatus.SUCCESS and json.loads(again.stdout)["members"] == listed
     table = cli("sweep-result", document["sweep_id"], env=env)
     best = f"best by final loss: degree 3, learning_rate {listed[0]['learning_rate']:g}"
     assert best in table.stdout
     missing = cli("sweep-result", "nope", env=env)
-    assert missing.returncode == 3 and "`polyfit-client sweep` printed" in missing.stderr
+    assert missing.returncode == ExitStatus.NOT_FOUND
+    assert "`polyfit-client sweep` printed" in missing.stderr
     not_a_job = cli("status", document["sweep_id"], env=env)
-    assert not_a_job.returncode == 3 and "is a sweep, not a job" in not_a_job.stderr
+    assert not_a_job.returncode == ExitStatus.NOT_FOUND
+    assert "is a sweep, not a job" in not_a_job.stderr
     assert f"`polyfit-client sweep-result {document['sweep_id']}`" in not_a_job.stderr
     bad = cli("sweep", "--approach", "nn", "--seeds", "3-x", env=env)
-    assert bad.returncode == 2 and "seeds" in bad.stderr
+    assert bad.returncode == ExitStatus.INVALID_REQUEST and "seeds" in bad.stderr
 
 
 @pytest.mark.integration
@@ -293,7 +297,7 @@ def test_sweep_survives_its_worker_dying(redis_server, start_worker):
     sweeps = cli("--redis-url", redis_server.url, "sweep", "--approach", "tensor",
                  "--learning-rate", "1e-6", "--seeds", "0,1", "--steps", "200000",
                  "--record-every", "10000", "--device", "cpu")
-    assert sweeps.returncode == 0, sweeps.stderr
+    assert sweeps.returncode == ExitStatus.SUCCESS, sweeps.stderr
     sweep_id = sweeps.stdout.strip()
     from polyfit.client import PolyfitClient
 
@@ -355,9 +359,9 @@ def test_sweep_cancel_stops_every_member(service, redis_server):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     cancelled = cli("sweep-cancel", sweep_id, env=env)
-    assert cancelled.returncode == 0 and "4 requested" in cancelled.stdout
+    assert cancelled.returncode == ExitStatus.SUCCESS and "4 requested" in cancelled.stdout
     waited = cli("sweep-result", sweep_id, "--wait", "--timeout", "60", "--json", env=env)
-    assert waited.returncode == 1, waited.stderr
+    assert waited.returncode == ExitStatus.JOB_FAILED, waited.stderr
     document = json.loads(waited.stdout)
     assert document["state"] == "cancelled" and document["counts"]["cancelled"] == 4
     assert all(m["error"]["type"] == "Cancelled" for m in document["members"])

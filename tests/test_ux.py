@@ -29,6 +29,7 @@ from conftest import BIN, ROOT, Worker, cli
 from polyfit.client import PolyfitClient
 from polyfit.client.embedded import EmbeddedRedis, free_port
 from polyfit.client.plot import draw_sweep
+from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest, JobState
 from polyfit.models.curves import evaluate, sample
 from polyfit.models.least_squares import fit_polynomial
@@ -126,14 +127,14 @@ def in_terminal(args: list[str], environment: dict[str, str],
 def test_terminal_shows_a_bar_that_ends_at_100_percent(url: str) -> None:
     code, output = in_terminal(["submit", "--approach", "legendre", "--steps", "2000",
                                 "--record-every", "50", "--seed", "7", "--wait"], env(url))
-    assert code == 0, output
+    assert code == ExitStatus.SUCCESS, output
     assert "━" in output  # the bar itself
     assert re.search(r"legendre succeeded .*2000/2000 steps 100% loss [\d.]+ .* on cpu \(ux-",
                      output)
     assert "Result: y = " in output
     job_id = output.split()[0]
     code, output = in_terminal(["wait", job_id], env(url))
-    assert code == 0 and "2000/2000 steps 100%" in output
+    assert code == ExitStatus.SUCCESS and "2000/2000 steps 100%" in output
 
 
 def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
@@ -151,7 +152,7 @@ def test_interrupting_wait_in_a_terminal_says_how_to_go_on(url: str) -> None:
             then=lambda process: process.send_signal(signal.SIGINT))
     finally:
         client.cancel(job_id)
-    assert code == 130, output
+    assert code == ExitStatus.INTERRUPTED, output
     assert f"stopped waiting; job {job_id} goes on" in output
     assert "Traceback" not in output
 
@@ -179,7 +180,7 @@ def test_sweep_progress_lines_drop_the_step_once_every_member_ended(capsys) -> N
 def test_without_a_terminal_progress_is_plain_lines_on_stderr(url: str) -> None:
     done = cli("submit", "--approach", "legendre", "--steps", "1000", "--seed", "9", "--wait",
                env=env(url))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     lines = done.stderr.splitlines()
     job_id = lines[0]
     assert JOB_ID.match(job_id)
@@ -208,7 +209,7 @@ def test_a_job_left_queued_gets_a_hint_about_its_queue(url: str) -> None:
         done = cli("wait", job_id, "--timeout", "7", env=env(url))
     finally:
         cli("cancel", job_id, env=env(url))
-    assert done.returncode == 5
+    assert done.returncode == ExitStatus.WAIT_TIMEOUT
     assert "still queued on 'cuda'" in done.stderr
     assert "`polyfit-worker --queues cuda`" in done.stderr
     assert done.stderr.splitlines()[-1].startswith(f"error: job {job_id} still queued after 7 s")
@@ -229,7 +230,7 @@ def test_plot_writes_a_two_panel_png(url: str, jobs: dict[str, str], tmp_path: P
                                      name: str) -> None:
     target = tmp_path / "fit.png"
     done = cli("plot", jobs[name], "-o", str(target), env=env(url))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     assert done.stdout.strip() == str(target)
     assert_picture(target, (1100, 450))
 
@@ -263,12 +264,13 @@ def test_dashed_optimum_is_the_least_squares_fit(url: str, jobs: dict[str, str])
 def test_plot_refuses_what_it_cannot_draw(url: str, jobs: dict[str, str],
                                           tmp_path: Path) -> None:
     failed = cli("plot", jobs["diverged"], "-o", str(tmp_path / "x.png"), env=env(url))
-    assert failed.returncode == 1
+    assert failed.returncode == ExitStatus.JOB_FAILED
     assert failed.stderr.count("\n") == 1 and "Diverged" in failed.stderr
     unknown = cli("plot", "0" * 32, env=env(url))
-    assert unknown.returncode == 3 and "polyfit-client list" in unknown.stderr
+    assert unknown.returncode == ExitStatus.NOT_FOUND and "polyfit-client list" in unknown.stderr
     unwritable = cli("plot", jobs["exact"], "-o", str(tmp_path / "no" / "x.png"), env=env(url))
-    assert unwritable.returncode == 2 and unwritable.stderr.startswith("error: plot: cannot")
+    assert unwritable.returncode == ExitStatus.INVALID_REQUEST
+    assert unwritable.stderr.startswith("error: plot: cannot")
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(url: str, jobs: dict[str, str],
@@ -276,10 +278,11 @@ def test_plot_without_matplotlib_says_how_to_install_it(url: str, jobs: dict[str
     (tmp_path / "matplotlib.py").write_text("raise ImportError('No module named matplotlib')\n")
     hidden = {**env(url), "PYTHONPATH": str(tmp_path)}
     done = cli("plot", jobs["exact"], "-o", str(tmp_path / "x.png"), env=hidden)
-    assert done.returncode == 2
+    assert done.returncode == ExitStatus.INVALID_REQUEST
     assert done.stderr == ("error: plot: matplotlib is not installed — install it with "
                            "`pip install 'polyfit[plot]'`\n")
-    assert cli("list", env=hidden).returncode == 0  # the rest of the client still works
+    # the rest of the client still works
+    assert cli("list", env=hidden).returncode == ExitStatus.SUCCESS
 
 
 def sweep_record(rates: list[float], seeds: list[int]) -> SweepRecord:
@@ -307,7 +310,7 @@ def test_plot_of_a_sweep_id_draws_the_sweep(url: str, tmp_path: Path) -> None:
                                          learning_rates=[1e-6, 1e-5, 1e-2], seeds=[1, 2]))
     client.wait_sweep(sweep_id, timeout=120)
     done = cli("plot", sweep_id, "-o", str(tmp_path / "sweep.png"), env=env(url))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     assert_picture(tmp_path / "sweep.png", (800, 450))
 
 
@@ -315,7 +318,7 @@ def test_plot_of_a_sweep_id_draws_the_sweep(url: str, tmp_path: Path) -> None:
 
 def test_result_shows_formula_optimum_and_timings(url: str, jobs: dict[str, str]) -> None:
     done = cli("result", jobs["optim"], env=env(url))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     assert "Result: y = " in done.stdout
     assert re.search(r"final loss [\d.]+, [\d.]+ × the least-squares optimum [\d.]+",
                      done.stdout)
@@ -327,7 +330,7 @@ def test_result_csv_writes_the_loss_history(url: str, jobs: dict[str, str],
                                             tmp_path: Path) -> None:
     target = tmp_path / "history.csv"
     done = cli("result", jobs["dynamic"], "--csv", str(target), "--json", env=env(url))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == ExitStatus.SUCCESS, done.stderr
     rows = list(csv.reader(target.open()))
     assert rows[0] == ["step", "loss"]
     history = json.loads(done.stdout)["loss_history"]
@@ -335,11 +338,11 @@ def test_result_csv_writes_the_loss_history(url: str, jobs: dict[str, str],
     assert [int(s) for s, _ in rows[1:]] == list(range(99, 2000, 100))
 
     failed = cli("result", jobs["diverged"], "--csv", str(target), env=env(url))
-    assert failed.returncode == 1  # the partial history is still written
+    assert failed.returncode == ExitStatus.JOB_FAILED  # the partial history is still written
     assert list(csv.reader(target.open()))[0] == ["step", "loss"]
     unwritable = cli("result", jobs["dynamic"], "--csv", str(tmp_path / "no" / "h.csv"),
                      env=env(url))
-    assert unwritable.returncode == 2
+    assert unwritable.returncode == ExitStatus.INVALID_REQUEST
     assert unwritable.stderr.startswith("error: csv: cannot write") and unwritable.stdout == ""
 
 
@@ -439,7 +442,7 @@ def test_a_record_that_is_not_valid_breaks_no_listing(url: str, jobs: dict[str, 
     store.zadd("polyfit:jobs", {bad: time.time()})
     try:
         listed = cli("list", "--limit", "100", env=env(url))
-        assert listed.returncode == 0 and jobs["legendre"] in listed.stdout
+        assert listed.returncode == ExitStatus.SUCCESS and jobs["legendre"] in listed.stdout
         row = next(line for line in listed.stdout.splitlines() if line.startswith(bad))
         assert row.split()[1:3] == ["nn", "failed"]
         assert "UnreadableRecord" in one_line_error(cli("result", bad, env=env(url)), 1)
