@@ -11,11 +11,9 @@ from typing import Any, NamedTuple
 
 from redis import Redis, RedisError
 from redis.client import Pipeline
-from redis.commands.core import Script
 
 from polyfit.models.job import FitResult, JobError, JobState
 from polyfit.models.request import APPROACHES, FitRequest
-from polyfit.models.settings import Settings
 from polyfit.store import stats
 from polyfit.store.keys import (
     BROKER_UNACKED,
@@ -26,6 +24,7 @@ from polyfit.store.keys import (
     job_key,
     lease_key,
 )
+from polyfit.store.records import StoreAttributes
 
 
 class Claim(NamedTuple):
@@ -44,16 +43,10 @@ def attempt_token(worker: str, pid: int) -> str:
     return f"{worker}/{pid}/"
 
 
-class JobAttempts:
-    """Runs jobs' attempts as a worker and its reaper do (the store's attributes are
-    ``JobStore``'s)."""
+class JobAttempts(StoreAttributes):
+    """Runs jobs' attempts as a worker and its reaper do."""
 
-    redis: Redis
-    settings: Settings
-    scripts: dict[str, Script]
-    ttl: int
-    _lapsed_since: dict[str, float]
-
+    _lapsed_since: dict[str, float]  # job id → when ``reap`` saw its lease lapsed
 
     def claim(self, job_id: str, token: str, worker: str) -> Claim:
         """Take a job to run: its outcome, 'claimed' or why not ('leased', 'missing', a

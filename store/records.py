@@ -50,14 +50,17 @@ class NoSuchJob(KeyError):
     """No job with this id exists (or it expired)."""
 
 
-class JobRecords:
-    """Reads and changes job records as a client does (the store's attributes are
-    ``JobStore``'s)."""
+class StoreAttributes:
+    """What both halves of the store read; ``JobStore.__init__`` sets them."""
 
     redis: Redis
     settings: Settings
     scripts: dict[str, Script]
     ttl: int
+
+
+class JobRecords(StoreAttributes):
+    """Reads and changes job records as a client does."""
 
 
     def create(
