@@ -215,6 +215,16 @@ class JobAttempts(StoreAttributes):
             orphaned += [job_id for message_id in missing for job_id in by_message[message_id]]
         return orphaned
 
+    def whereabouts(self, job_ids: list[str]) -> list[tuple[str, str, str]]:
+        """(id, state, queue) of each job whose record still exists, in one round trip: what
+        sending its message again needs (the message carries the id alone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(job_key(job_id), "state", "queue")
+        return [(job_id, state, queue) for job_id, (state, queue)
+                in zip(job_ids, pipe.execute() if job_ids else [], strict=True)
+                if state is not None]
+
     def resent(self, job_ids: list[str]) -> None:
         """Count the new message of each job sent again (``requeues``) and announce it."""
         pipe = self.redis.pipeline(transaction=False)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from celery import Celery, bootsteps
 
-from polyfit.models import JobRecord, JobState, messages
+from polyfit.models import JobState, messages
 from polyfit.models.settings import current_settings
 from polyfit.store import JobStore
 
@@ -66,7 +66,9 @@ def requeue_lapsed(store: JobStore, app: Celery, lease_seconds: float) -> list[s
     """Send a fresh message for each job whose lease lapsed a lease's time ago: the store's
     reads and writes in one round trip each, whatever the count (a crashed sweep's
     thousands of members)."""
-    return _send_again(app, store.get_many(store.reap(grace=lease_seconds)), store.requeued,
+    lapsed = [(job_id, queue) for job_id, _, queue
+              in store.whereabouts(store.reap(grace=lease_seconds))]
+    return _send_again(app, lapsed, store.requeued,
                        "re-queued %d job(s) whose worker stopped renewing the lease: %s")
 
 
@@ -74,20 +76,22 @@ def resend_orphans(store: JobStore, app: Celery, orphan_seconds: float) -> list[
     """Send a fresh message for each queued job whose message is gone, once it has been
     queued half of ``POLYFIT_ORPHAN_SECONDS``: checked every quarter of it, a lost message
     is replaced within that time."""
-    records = [record for record in store.get_many(store.orphans(orphan_seconds / 2))
-               if record.state == JobState.QUEUED]
-    return _send_again(app, records, store.resent,
+    orphaned = [(job_id, queue) for job_id, state, queue
+                in store.whereabouts(store.orphans(orphan_seconds / 2))
+                if state == JobState.QUEUED.value]
+    return _send_again(app, orphaned, store.resent,
                        "sent again %d queued job(s) whose message was gone: %s")
 
 
-def _send_again(app: Celery, records: list[JobRecord], sent: Callable[[list[str]], None],
+def _send_again(app: Celery, jobs: list[tuple[str, str]], sent: Callable[[list[str]], None],
                 message: str) -> list[str]:
-    """A fresh ``polyfit.fit`` message for each job, then ``sent`` (the store's note of it)
-    and one warning, ``message`` with the count and the first ids; returns the ids."""
-    for record in records:
-        app.send_task(messages.FIT, args=messages.arguments(record.job_id), queue=record.queue,
-                      task_id=record.job_id)
-    job_ids = [record.job_id for record in records]
+    """A fresh ``polyfit.fit`` message for each (job id, queue), then ``sent`` (the store's
+    note of it) and one warning, ``message`` with the count and the first ids; returns the
+    ids."""
+    for job_id, queue in jobs:
+        app.send_task(messages.FIT, args=messages.arguments(job_id), queue=queue,
+                      task_id=job_id)
+    job_ids = [job_id for job_id, _ in jobs]
     sent(job_ids)
     if job_ids:
         log.warning(message, len(job_ids), " ".join(job_ids[:20]))
