@@ -112,16 +112,19 @@ def certify(problem: HardProblem) -> Certified:
         r_squared=float(1 - chi_square / total), exact_coefficients=solution)
 
 
+def exact_value(coefficients: list[float], x: Fraction) -> Fraction:
+    """Σ wₖxᵏ of float64 ``coefficients`` at ``x``, exactly (Horner's rule in rationals)."""
+    value = Fraction(0)
+    for c in reversed(coefficients):
+        value = value * x + Fraction(c)
+    return value
+
+
 def exact_chi_square(problem: HardProblem, coefficients: list[float]) -> Fraction:
     """Σ((y − Σ wₖxᵏ)/σ)² of float64 ``coefficients``, exactly."""
-    total = Fraction(0)
     sigma = [1.0] * len(problem.x) if problem.sigma is None else problem.sigma.tolist()
-    for x, y, s in zip(problem.x.tolist(), problem.y.tolist(), sigma, strict=True):
-        value = Fraction(0)
-        for c in reversed(coefficients):
-            value = value * Fraction(x) + Fraction(c)
-        total += (Fraction(y) - value) ** 2 / Fraction(s) ** 2
-    return total
+    return sum((Fraction(y) - exact_value(coefficients, Fraction(x))) ** 2 / Fraction(s) ** 2
+               for x, y, s in zip(problem.x.tolist(), problem.y.tolist(), sigma, strict=True))
 
 
 def _solve_with_inverse(matrix: list[list[Fraction]],

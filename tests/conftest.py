@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from polyfit.client import PolyfitClient
@@ -32,6 +33,14 @@ def requires_cuda() -> pytest.MarkDecorator:
     import torch
 
     return pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def noisy_line(n: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y and σ of a noisy quadratic whose points have unequal σ: weighted-fit tests' data."""
+    rng = np.random.default_rng(5)
+    x = np.linspace(-2, 3, n)
+    sigma = 0.1 + 0.5 * rng.uniform(size=n)
+    return x, 1.5 - 0.7 * x + 0.2 * x**2 + sigma * rng.normal(size=n), sigma
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import requires_cuda
+from conftest import noisy_line, requires_cuda
 from polyfit.models import FitRequest
 from polyfit.worker.engine.fit import Report
 from polyfit.worker.engine.run import resolve_device, run_fit
@@ -43,11 +43,8 @@ def test_auto_picks_cuda():
 
 @pytest.mark.parametrize("approach", ["tensor", "legendre", "nn"])
 def test_weighted_fits_on_cuda_equal_the_cpus(approach):
-    """σ per point (tests/test_least_squares.py's data): the χ² each device descends on."""
-    rng = np.random.default_rng(5)
-    x = np.linspace(-2, 3, 30)
-    sigma = 0.1 + 0.5 * rng.uniform(size=30)
-    y = 1.5 - 0.7 * x + 0.2 * x**2 + sigma * rng.normal(size=30)
+    """σ per point: the χ² each device descends on."""
+    x, y, sigma = noisy_line()
     data = {"x": x.tolist(), "y": y.tolist(), "sigma": sigma.tolist()}
     request = FitRequest(approach=approach, seed=1, steps=200, dtype="float64", data=data,
                          learning_rate=1e-5)

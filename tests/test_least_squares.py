@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.hard_problems import certify, digits, exact_chi_square, hard_problems
-from conftest import cli
+from bench.hard_problems import certify, digits, exact_chi_square, exact_value, hard_problems
+from conftest import cli, noisy_line
 from polyfit.client.status import ExitStatus
 from polyfit.models import FitRequest
 from polyfit.models.least_squares import fit_polynomial
@@ -124,13 +124,6 @@ def test_well_spread_points_are_never_called_singular():
 
 
 # Weights
-
-
-def noisy_line(n: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(5)
-    x = np.linspace(-2, 3, n)
-    sigma = 0.1 + 0.5 * rng.uniform(size=n)
-    return x, 1.5 - 0.7 * x + 0.2 * x**2 + sigma * rng.normal(size=n), sigma
 
 
 @pytest.mark.parametrize("absolute", [False, True])
@@ -247,13 +240,7 @@ def test_a_weighted_csv_through_the_cli_and_a_worker(service, tmp_path):
 
 
 def exact_predictions(coefficients: list[float], x: list[Fraction]) -> list[Fraction]:
-    found = []
-    for point in x:
-        value = Fraction(0)
-        for c in reversed(coefficients):
-            value = value * point + Fraction(c)
-        found.append(value)
-    return found
+    return [exact_value(coefficients, point) for point in x]
 
 
 @settings(max_examples=60, deadline=None)
