@@ -62,7 +62,10 @@ class SweepStore(JobStore):
         return bool(self.redis.exists(sweep_key(sweep_id)))
 
     def member_ids(self, sweep_id: str) -> list[str]:
-        return self.stored_sweep(sweep_id)[0]
+        raw = self.redis.hget(sweep_key(sweep_id), "members")
+        if raw is None:
+            raise NoSuchSweep(sweep_id)
+        return json.loads(raw)
 
     def stored_sweep(self, sweep_id: str) -> tuple[list[str], str]:
         """The sweep's member ids and its request's JSON (the request's only copy)."""
