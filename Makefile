@@ -9,6 +9,8 @@ BIN = $(VENV)/bin
 TORCH = torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
+# Debian's eslint; NODE_PATH lets it find its Debian modules under another node (NodeSource's)
+ESLINT = NODE_PATH=/usr/share/nodejs eslint --format unix --max-warnings 0
 
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 # The image locks ignore this machine's pip configuration (its find-links and caps).
@@ -37,6 +39,7 @@ down:
 test: $(BIN)/.installed
 	scripts/install-test-tools
 	$(BIN)/ruff check .
+	$(ESLINT) api/static
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The images' pinned packages with their hashes (deploy/lock/); pins that still satisfy

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polyfit.api.auth import RateLimit, authorized, load_tokens
 from polyfit.api.metrics import RedisCollector
-from polyfit.api.routers import approaches, health, jobs, metrics, pages, sweeps
+from polyfit.api.routers import choices, health, jobs, metrics, pages, points, sweeps
 from polyfit.client import PolyfitClient
 from polyfit.client.errors import JobNotFound, PolyfitError, RedisUnavailable
 from polyfit.models import Settings
@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    for router in (jobs.router, sweeps.router, approaches.router, metrics.router):
+    for router in (jobs.router, sweeps.router, choices.router, points.router,
+                   metrics.router):
         app.include_router(router, dependencies=[Depends(authorized)])
 
     @app.exception_handler(PolyfitError)

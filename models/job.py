@@ -44,10 +44,28 @@ class FitResult(BaseModel):
     statistics: FitStatistics | None = None  # None in records written before it existed
 
 
+PROGRESS_HISTORY = 256  # the most (step, loss) points a running job's progress carries
+
+
 class Progress(BaseModel):
+    """Where a running attempt is: its step and loss, the losses recorded since step 0
+    (thinned to at most PROGRESS_HISTORY, the latest always kept) and the model at ``step``
+    (what a dashboard draws while the job runs; a batched sweep's members carry neither)."""
+
     step: int
     steps: int
     loss: float
+    history: list[tuple[int, float]] = []
+    coefficients: dict[str, float] | None = None
+
+
+def thinned(history: list[tuple[int, float]], most: int = PROGRESS_HISTORY
+            ) -> list[tuple[int, float]]:
+    """Every k-th point of ``history`` and its last, at most ``most`` in all."""
+    if len(history) <= most:
+        return list(history)
+    stride = -(-len(history) // (most - 1))
+    return [*history[:-1:stride], history[-1]]
 
 
 class JobError(BaseModel):
@@ -112,7 +130,8 @@ class JobRecord(RunRecord):
     def to_document(self) -> dict[str, Any]:
         """The flat JSON document that ``polyfit-client --json`` prints."""
         result = self.result
-        history = result.loss_history if result else self.partial_history
+        history = (result.loss_history if result else self.partial_history
+                   or (self.progress.history if self.progress else []))
         return {
             "job_id": self.job_id,
             "state": self.state.value,

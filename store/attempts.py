@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from redis import Redis, RedisError
 from redis.client import Pipeline
 
-from polyfit.models.job import FitResult, JobError, JobState
+from polyfit.models.job import FitResult, JobError, JobState, Progress
 from polyfit.models.request import APPROACHES, FitRequest
 from polyfit.store import stats
 from polyfit.store.keys import (
@@ -82,15 +82,15 @@ class JobAttempts(StoreAttributes):
                         client=pipe)
         return [bool(r) for r in pipe.execute()]
 
-    def progress(self, job_id: str, token: str, step: int, steps: int, loss: float,
+    def progress(self, job_id: str, token: str, progress: Progress,
                  pipeline: Pipeline | None = None) -> Any:
         """Record and publish the progress of this attempt of a running job: an attempt that
         lost the job (or a job whose record expired) writes nothing. True when written (with
         a ``pipeline``, that is its result)."""
         return self.scripts["progress"](keys=[job_key(job_id)],
-                              args=[token, json.dumps({"step": step, "steps": steps,
-                                                       "loss": loss}), events_channel(job_id)],
-                              client=pipeline)
+                                        args=[token, progress.model_dump_json(),
+                                              events_channel(job_id)],
+                                        client=pipeline)
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(job_key(job_id), "cancel") == "1"

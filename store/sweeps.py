@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from polyfit.models.job import FitResult, JobError, JobRecord, JobState
+from polyfit.models.job import FitResult, JobError, JobRecord, JobState, Progress
 from polyfit.models.sweep import SweepMember, SweepRecord, SweepRequest, best_first, sweep_state
 from polyfit.store import stats
 from polyfit.store.jobs import Claim, JobStore, NoSuchJob
@@ -164,7 +164,7 @@ class SweepStore(JobStore):
         pipe.hset(sweep_key(sweep_id), "progress", json.dumps(
             {"step": step, "steps": steps, "best_loss": best_loss, "active": active}))
         for job_id, loss in (member_losses or {}).items():
-            self.progress(job_id, token, step, steps, loss, pipe)
+            self.progress(job_id, token, Progress(step=step, steps=steps, loss=loss), pipe)
         pipe.execute()
 
     def finish_members(self, token: str, results: dict[str, FitResult],

@@ -107,7 +107,7 @@ class Api:
     """Redis, one worker (its metrics on ``worker_metrics``) and ``polyfit-api`` on a free
     port, shared by this module's tests."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, rate_limit: int = 100) -> None:
         self.server = EmbeddedRedis(directory=directory / "redis").start()
         self.worker_metrics = f"127.0.0.1:{free_port()}"
         self.worker = Worker(self.server.url, directory / "worker.log", env={
@@ -118,7 +118,7 @@ class Api:
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "POLYFIT_REDIS_URL": self.server.url,
                "POLYFIT_API_TOKENS": f"{TOKEN},{OTHER}", "POLYFIT_API_TOKENS_FILE": str(tokens),
-               "POLYFIT_API_RATE_LIMIT": "100", "POLYFIT_API_MAX_BODY_BYTES": "65536"}
+               "POLYFIT_API_RATE_LIMIT": str(rate_limit), "POLYFIT_API_MAX_BODY_BYTES": "65536"}
         self.process = subprocess.Popen(
             [str(BIN / "polyfit-api"), "--port", self.url.rsplit(":", 1)[1]], env=env,
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)

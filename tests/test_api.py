@@ -195,6 +195,33 @@ def test_limits_body_size_and_requests_per_minute(api):
     assert api.http.get("/api/jobs", params={"limit": 1}).status_code == 200  # its own budget
 
 
+def test_choices_come_from_the_model_types(api):
+    from typing import get_args
+
+    from polyfit.models.curves import TARGETS
+    from polyfit.models.request import Approach, Optimizer
+
+    choices = api.http.get("/api/choices").json()
+    assert choices["target"] == list(TARGETS) and choices["approach"] == list(get_args(Approach))
+    assert choices["optimizer"] == list(get_args(Optimizer))
+    assert choices["state"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    assert httpx.get(f"{api.url}/api/choices").status_code == 401
+
+
+def test_points_are_read_from_csv_as_the_cli_reads_them(api):
+    def read(body: bytes) -> httpx.Response:
+        return api.http.post("/api/points", content=body, headers={"Content-Type": "text/csv"})
+
+    assert read(b"x,y,sigma\n0,1,0.5\n1,3,0.25\n").json() == {
+        "x": [0.0, 1.0], "y": [1.0, 3.0], "sigma": [0.5, 0.25]}
+    refused = read(b"0,1\n1,2\n2,nan\n")
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "data: the file line 3: values must be finite"
+    assert read(b"0,1\n").json()["detail"] == ("data: the file has 1 point(s); a fit needs "
+                                                "at least 2")
+    assert read(b"\xff\xfe0,1\n").json()["detail"] == "data: the file is not a text CSV file"
+
+
 def test_openapi_docs_are_served(api):
     assert api.http.get("/docs").status_code == 200
     paths = api.http.get("/openapi.json").json()["paths"]

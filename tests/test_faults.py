@@ -395,18 +395,19 @@ def test_max_attempts_counts_real_worker_deaths(redis_server, start_worker):
 def test_progress_is_written_by_the_attempt_holding_the_job_only(redis_server):
     """A stale attempt (its lease taken over) or one whose job record expired writes no
     progress: it would overwrite the new attempt's, or leave a hash that is no job."""
+    from polyfit.models.job import Progress
     from polyfit.store import JobStore
     from polyfit.store.keys import job_key
 
     store = JobStore.from_url(redis_server.url, Settings(redis_url=redis_server.url))
     job_id = store.create(SMALL)
     assert store.claim(job_id, "attempt-1", "w").outcome == "claimed"
-    assert store.progress(job_id, "attempt-1", 10, 100, 1.5)
+    assert store.progress(job_id, "attempt-1", Progress(step=10, steps=100, loss=1.5))
     store.redis.hset(job_key(job_id), "token", "attempt-2")  # another attempt took over
-    assert not store.progress(job_id, "attempt-1", 20, 100, 1.0)
+    assert not store.progress(job_id, "attempt-1", Progress(step=20, steps=100, loss=1.0))
     assert store.get(job_id).progress.step == 10
     store.delete([job_id])
-    assert not store.progress(job_id, "attempt-2", 30, 100, 0.5)
+    assert not store.progress(job_id, "attempt-2", Progress(step=30, steps=100, loss=0.5))
     assert not store.redis.exists(job_key(job_id))
 
 

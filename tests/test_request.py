@@ -154,3 +154,18 @@ def test_models_store_and_client_import_without_torch():
     code = ("import sys, polyfit.models, polyfit.store, polyfit.client, polyfit.client.cli, "
             "polyfit.client.local; assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("length", [1, 255, 256, 257, 1000, 60_001])
+def test_a_running_jobs_history_is_thinned_evenly_keeping_its_ends(length):
+    from polyfit.models.job import PROGRESS_HISTORY, thinned
+
+    history = [(step, float(step)) for step in range(length)]
+    kept = thinned(history)
+    if length <= PROGRESS_HISTORY:
+        assert kept == history
+    else:
+        assert PROGRESS_HISTORY // 2 < len(kept) <= PROGRESS_HISTORY
+    assert kept[0] == history[0] and kept[-1] == history[-1]
+    gaps = {b[0] - a[0] for a, b in zip(kept[:-2], kept[1:-1], strict=True)}
+    assert len(gaps) <= 1  # evenly spaced, but for the last

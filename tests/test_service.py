@@ -14,7 +14,7 @@ from conftest import BIN, cli
 from polyfit.client import JobFailed, JobNotFound, PolyfitClient
 from polyfit.client.status import ExitStatus
 from polyfit.models import APPROACHES, FitRequest, JobState
-from polyfit.models.job import iso_time
+from polyfit.models.job import PROGRESS_HISTORY, iso_time
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +88,11 @@ def test_lifecycle_states_and_progress(service):
     assert progress, "no progress was visible while the job ran"
     assert all(p.steps == 30000 for p in progress)
     assert [p.step for p in progress] == sorted(p.step for p in progress)
+    for p in progress:  # the losses from the first recorded step on, and the model now
+        assert p.history[0] == record.result.loss_history[0]
+        assert p.history[-1] == (p.step, p.loss) and len(p.history) <= PROGRESS_HISTORY
+        assert set(p.history) <= set(record.result.loss_history)
+        assert list(p.coefficients) == ["a", "b", "c", "d", "e"]
     assert record.attempts == 1
 
 

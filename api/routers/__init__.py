@@ -1,2 +1,2 @@
-"""One router per resource: jobs, sweeps, approaches, health, metrics, and the dashboard's
-pages."""
+"""One router per resource: jobs, sweeps, choices (and approaches' defaults), points (CSV
+uploads read), health, metrics, and the dashboard's pages."""

@@ -58,19 +58,20 @@ def job(job_id: str, polyfit: Client) -> dict[str, Any]:
 
 @router.get("/{job_id}/curve")
 def curve(job_id: str, polyfit: Client) -> dict[str, Any]:
-    """What the dashboard draws of a succeeded job: its points (thinned to at most
-    ``CURVE_POINTS``) and the fitted model on a grid over them."""
+    """What the dashboard draws of a job: its points (thinned to at most ``CURVE_POINTS``)
+    and the model on a grid over them, as fitted or, while it runs, as it stands."""
     record = polyfit.status(job_id)
-    if record.result is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no result: "
+    coefficients = (record.result.coefficients if record.result
+                    else record.progress.coefficients if record.progress else None)
+    if coefficients is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no curve yet: "
                             f"it is {record.state.value}")
     x, y = sample(record.request)
     step = max(1, len(x) // CURVE_POINTS)
     grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
-    fitted = evaluate(record.request["approach"], record.result.coefficients,
-                      record.request["degree"], grid)
+    fitted = evaluate(record.request["approach"], coefficients, record.request["degree"], grid)
     return {"x": x[::step].tolist(), "y": y[::step].tolist(), "grid": grid.tolist(),
-            "fit": fitted.tolist()}
+            "fit": fitted.tolist(), "final": record.result is not None}
 
 
 @router.post("/{job_id}/cancel")

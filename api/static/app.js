@@ -1,28 +1,51 @@
-// polyfit's dashboard: the API's token kept in this browser's session, the calls every
-// page makes, and small SVG charts. No framework, no build step.
-"use strict";
+// polyfit's dashboard, shared by its four pages (each has its own script beside this one):
+// the API's token kept in this browser's session, the calls every page makes, one way of
+// staying live (polling that backs off and pauses in hidden tabs), and small SVG charts.
+// Every value from the API goes into a page as text or an attribute, never as HTML. An ES
+// module: the page scripts import what they use.
 
 const TOKEN_KEY = "polyfit-token";
+const SVG = "http://www.w3.org/2000/svg";
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
+// A new element with these properties and children; strings become text nodes.
+export function element(tag, properties = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, properties);
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+// The rows of a table body, replaced: each row a list of cells (nodes or strings).
+export function fillRows(tbody, rows) {
+  tbody.replaceChildren(...rows.map((cells) => element("tr", {}, ...cells.map(
+    (cell) => (cell instanceof Node && cell.nodeName === "TD" ? cell : element("td", {}, cell))))));
+}
+
+export function link(href, label, className = "") {
+  return element("a", { href, className }, label);
+}
+
+export function stateCell(state) {
+  return element("td", { className: `state state-${state}` }, state);
+}
+
 // Every page starts here: with a token, run the page; without one, ask for it.
-function start(page) {
+export function start(page) {
   if (token()) { page(); return; }
-  const main = document.querySelector("main");
-  main.innerHTML = `
-    <form class="login" id="login">
-      <label>API token <input type="password" id="token" required autocomplete="current-password"></label>
-      <button type="submit">Sign in</button>
-      <p class="error" id="login-error" role="alert"></p>
-    </form>`;
-  document.getElementById("token").focus();
-  document.getElementById("login").addEventListener("submit", async (event) => {
+  const input = element("input", { type: "password", id: "token", required: true, autocomplete: "current-password" });
+  const refusal = element("p", { className: "error", id: "login-error", role: "alert" });
+  const form = element("form", { className: "login", id: "login" },
+    element("label", {}, "API token ", input), element("button", { type: "submit" }, "Sign in"), refusal);
+  document.querySelector("main").replaceChildren(form);
+  input.focus();
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const given = document.getElementById("token").value.trim();
+    const given = input.value.trim();
     const answer = await fetch("/api/jobs?limit=1", { headers: { Authorization: `Bearer ${given}` } });
     if (answer.status === 401) {
-      document.getElementById("login-error").textContent = "That token is not accepted.";
+      refusal.textContent = "That token is not accepted.";
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, given);
@@ -30,85 +53,112 @@ function start(page) {
   });
 }
 
-async function api(path, options = {}) {
+// A call to the API with the token: its JSON, or an Error with the API's one-line reason.
+export async function api(path, options = {}) {
   const answer = await fetch(path, {
     ...options,
     headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json", ...(options.headers || {}) },
   });
   if (answer.status === 401) { sessionStorage.removeItem(TOKEN_KEY); location.reload(); }
-  const body = answer.headers.get("content-type")?.includes("json") ? await answer.json() : null;
+  const type = answer.headers.get("content-type") || "";
+  const body = type.includes("json") ? await answer.json() : null;
   if (!answer.ok) {
     const detail = body && body.detail;
-    const text = Array.isArray(detail)
+    const reason = Array.isArray(detail)
       ? detail.map((e) => `${e.loc.slice(1).join(".") || "request"}: ${e.msg}`).join("; ")
       : (detail || answer.statusText);
-    throw new Error(text);
+    throw new Error(reason);
   }
   return body;
 }
 
-// Server-Sent Events read with fetch (EventSource cannot send the token): calls
-// onEvent(name, data) for each event until the stream ends.
-async function follow(path, onEvent) {
-  const answer = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
-  if (!answer.ok) throw new Error(`${answer.status} ${answer.statusText}`);
-  const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const name = /^event: (.*)$/m.exec(block);
-      const data = /^data: (.*)$/m.exec(block);
-      if (name && data) onEvent(name[1], JSON.parse(data[1]));
+export const DONE = Symbol("done");
+
+// Keeps a page live: calls refresh() at once, then again every `fastest` ms while what it
+// returns keeps changing, doubling the wait up to `slowest` while it does not (or while the
+// API fails: onError hears why); nothing while the tab is hidden, at once when it shows again.
+// Stops when refresh returns DONE.
+export function poll(refresh, { fastest = 1000, slowest = 16000, onError = () => {} } = {}) {
+  let wait = fastest, last = null, timer = null, busy = false, done = false;
+  async function tick() {
+    timer = null;
+    if (busy || done || document.hidden) return;
+    busy = true;
+    let seen = null;
+    try {
+      seen = await refresh();
+      onError(null);
+    } catch (error) {
+      onError(error);
     }
+    busy = false;
+    if (seen === DONE) { done = true; return; }
+    const fingerprint = seen === null ? null : JSON.stringify(seen);
+    wait = fingerprint !== null && fingerprint !== last ? fastest : Math.min(2 * wait, slowest);
+    if (fingerprint !== null) last = fingerprint;
+    if (!document.hidden) timer = setTimeout(tick, wait);
   }
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(timer);
+    timer = null;
+    if (!document.hidden) { wait = fastest; tick(); }
+  });
+  tick();
 }
 
-function text(value, digits = 6) {
+export function text(value, digits = 6) {
   if (value === null || value === undefined) return "—";
   return typeof value === "number" ? Number(value.toPrecision(digits)).toString() : String(value);
 }
 
-function escapeHtml(value) {
-  return String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+function svgElement(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
 }
 
-// A chart of series [{points: [[x, y], ...], kind: "fit" | "data" | ..., dots: bool}] in an
-// <svg class="chart">, with log axes where asked; returns nothing, redraws from scratch.
-function chart(svg, series, { logX = false, logY = false, xLabel = "", yLabel = "" } = {}) {
+// A chart of series [{points: [[x, y], ...], kind, dots, radius, title(point), label}] in an
+// <svg class="chart">, with log axes where asked and a legend of the labelled series;
+// redraws from scratch.
+export function chart(svg, series, { logX = false, logY = false, xLabel = "", yLabel = "" } = {}) {
   const width = 520, height = 300, left = 60, right = 10, top = 10, bottom = 36;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const fx = logX ? Math.log10 : (v) => v, fy = logY ? Math.log10 : (v) => v;
   const usable = (p) => Number.isFinite(fx(p[0])) && Number.isFinite(fy(p[1]));
   const all = series.flatMap((s) => s.points.filter(usable));
-  if (!all.length) { svg.innerHTML = ""; return; }
+  if (!all.length) { svg.replaceChildren(); return; }
   let [x0, x1] = [Math.min(...all.map((p) => fx(p[0]))), Math.max(...all.map((p) => fx(p[0])))];
   let [y0, y1] = [Math.min(...all.map((p) => fy(p[1]))), Math.max(...all.map((p) => fy(p[1])))];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= 1; y1 += 1; }
-  const sx = (v) => left + ((fx(v) - x0) / (x1 - x0)) * (width - left - right);
-  const sy = (v) => top + (1 - (fy(v) - y0) / (y1 - y0)) * (height - top - bottom);
+  const sx = (v) => (left + ((fx(v) - x0) / (x1 - x0)) * (width - left - right)).toFixed(1);
+  const sy = (v) => (top + (1 - (fy(v) - y0) / (y1 - y0)) * (height - top - bottom)).toFixed(1);
   const label = (v, log) => text(log ? 10 ** v : v, 3);
-  let out = `<line class="axis" x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}"/>
-    <line class="axis" x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}"/>
-    <text x="${left}" y="${height - bottom + 14}">${label(x0, logX)}</text>
-    <text x="${width - right}" y="${height - bottom + 14}" text-anchor="end">${label(x1, logX)}</text>
-    <text x="${left - 4}" y="${height - bottom}" text-anchor="end">${label(y0, logY)}</text>
-    <text x="${left - 4}" y="${top + 10}" text-anchor="end">${label(y1, logY)}</text>
-    <text x="${(left + width) / 2}" y="${height - 4}" text-anchor="middle">${escapeHtml(xLabel)}</text>
-    <text x="12" y="${(top + height - bottom) / 2}" text-anchor="middle" transform="rotate(-90 12 ${(top + height - bottom) / 2})">${escapeHtml(yLabel)}</text>`;
+  const middle = (top + height - bottom) / 2;
+  const nodes = [
+    svgElement("line", { class: "axis", x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }),
+    svgElement("line", { class: "axis", x1: left, y1: top, x2: left, y2: height - bottom }),
+    svgElement("text", { x: left, y: height - bottom + 14 }, label(x0, logX)),
+    svgElement("text", { x: width - right, y: height - bottom + 14, "text-anchor": "end" }, label(x1, logX)),
+    svgElement("text", { x: left - 4, y: height - bottom, "text-anchor": "end" }, label(y0, logY)),
+    svgElement("text", { x: left - 4, y: top + 10, "text-anchor": "end" }, label(y1, logY)),
+    svgElement("text", { x: (left + width) / 2, y: height - 4, "text-anchor": "middle" }, xLabel),
+    svgElement("text", { x: 12, y: middle, "text-anchor": "middle", transform: `rotate(-90 12 ${middle})` }, yLabel),
+  ];
+  series.filter((s) => s.label).forEach((s, i) => {
+    const y = top + 12 + 14 * i;
+    nodes.push(svgElement("line", { class: s.kind, x1: width - right - 110, y1: y - 4, x2: width - right - 92, y2: y - 4 }),
+      svgElement("text", { x: width - right - 88, y }, s.label));
+  });
   for (const s of series) {
     const points = s.points.filter(usable);
     if (s.dots) {
-      out += points.map((p) => `<circle class="${s.kind}" cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="${s.radius || 2}"><title>${escapeHtml(s.title ? s.title(p) : "")}</title></circle>`).join("");
+      nodes.push(...points.map((p) => svgElement("circle", { class: s.kind, cx: sx(p[0]), cy: sy(p[1]), r: s.radius || 2 },
+        svgElement("title", {}, s.title ? s.title(p) : ""))));
     } else if (points.length) {
-      out += `<polyline class="${s.kind}" points="${points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ")}"/>`;
+      nodes.push(svgElement("polyline", { class: s.kind, points: points.map((p) => `${sx(p[0])},${sy(p[1])}`).join(" ") }));
     }
   }
-  svg.innerHTML = out;
+  svg.replaceChildren(...nodes);
 }

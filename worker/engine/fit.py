@@ -128,6 +128,9 @@ class Report:
     cancel_requested: Callable[[], bool] = lambda: False
     time_limit: float | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
+    # the model's coefficients now, set by the approach once its parameters exist: read
+    # only when progress is written (a device sync), never at every recorded step
+    coefficients: Callable[[], dict[str, float]] | None = None
     compiled: bool = False  # set by a descent that ran compiled (worker/engine/descent.py)
     started: float = field(default_factory=time.perf_counter)
     last_cancel_check: float = 0.0

@@ -16,6 +16,7 @@ from celery.worker.request import Request
 from pydantic import ValidationError
 
 from polyfit.models import FitRequest, FitResult, JobError, JobState, messages
+from polyfit.models.job import Progress, thinned
 from polyfit.models.request import describe
 from polyfit.store import attempt_token
 from polyfit.worker.engine.fit import Cancelled, FitStopped, Report
@@ -117,8 +118,10 @@ def run_job(job_id: str, worker: str) -> None:
         now = time.monotonic()
         if now - last_progress >= settings.progress_interval:
             last_progress = now
-            unless_away(lambda: jobs.progress(job_id, token, step, request.steps, loss), None,
-                        f"job {job_id} progress")
+            unless_away(lambda: jobs.progress(job_id, token, Progress(
+                step=step, steps=request.steps, loss=loss, history=thinned(report.history),
+                coefficients=report.coefficients() if report.coefficients else None)),
+                None, f"job {job_id} progress")
 
     def cancel_requested() -> bool:
         return leases.lost(job_id) or unless_away(lambda: jobs.cancel_requested(job_id), False,

@@ -4,7 +4,15 @@ import torch
 
 from polyfit.models import FitRequest
 from polyfit.worker.engine.descent import descend
-from polyfit.worker.engine.fit import Fit, Problem, Report, initial_normal, polynomial_fit, sse
+from polyfit.worker.engine.fit import (
+    Fit,
+    Problem,
+    Report,
+    initial_normal,
+    named,
+    polynomial_fit,
+    sse,
+)
 
 
 def loss_of(params: tuple[torch.Tensor], powers: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -16,6 +24,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers, y = problem.weighted(request.degree)  # columns 1, x, x², x³ (and y) over σ
     w = initial_normal(request, request.degree + 1, problem.device)
     initial = w.clone()
+    report.coefficients = lambda: named(w.detach().cpu())
 
     descend(loss_of, [w], (powers, y), request.learning_rate, request.steps, report,
             compiled=problem.compiled)

@@ -43,6 +43,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers, y = problem.weighted(5)  # columns 1, x, …, x⁵ (and y) over σ
     initial = initial_normal(request, 5, problem.device)
     model = DynamicNet(initial)
+    report.coefficients = lambda: named(model.coefficients())
     draws = random.Random(request.seed)
     criterion = torch.nn.MSELoss(reduction="sum")
 

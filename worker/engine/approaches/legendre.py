@@ -58,6 +58,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     x, y, degree = problem.x, problem.y, request.degree
     inputs = (x, y, legendre_polynomial(degree), problem.scale)
     params = torch.tensor(INITIAL, dtype=x.dtype, device=x.device)
+    report.coefficients = lambda: named(params.detach().cpu())
 
     descend(loss_of, [params], inputs, request.learning_rate, request.steps, report,
             compiled=problem.compiled)

@@ -12,6 +12,7 @@ from polyfit.worker.engine.fit import (
     Problem,
     Report,
     initial_normal,
+    named,
     polynomial_fit,
     sse,
 )
@@ -43,6 +44,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers, y = problem.weighted(request.degree)  # each row over its σ
     initial = initial_normal(request, request.degree + 1, problem.device)
     model = Polynomial(initial)
+    report.coefficients = lambda: named(model.coefficients.detach().cpu())
     criterion = torch.nn.MSELoss(reduction="sum")
 
     if request.optimizer == "sgd":  # replayed or compiled

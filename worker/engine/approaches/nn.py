@@ -55,6 +55,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     xx = problem.powers(request.degree)[:, 1:].contiguous()  # columns x, x², x³
     model = linear_model(problem, request)
     initial = coefficients_of(model)
+    report.coefficients = lambda: coefficients_of(model)
     descend_model(model, xx, problem, request, report)
 
     with torch.no_grad():

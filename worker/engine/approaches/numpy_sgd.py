@@ -3,7 +3,7 @@
 import numpy as np
 
 from polyfit.models import FitRequest
-from polyfit.worker.engine.fit import Fit, Problem, Report, polynomial_fit
+from polyfit.worker.engine.fit import Fit, Problem, Report, named, polynomial_fit
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
@@ -11,6 +11,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     rng = np.random.default_rng(request.seed)
     w = rng.standard_normal(request.degree + 1).astype(powers.dtype)
     initial = w.copy()
+    report.coefficients = lambda: named(w)
     gradient_scale = 2.0 * request.learning_rate
 
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned

@@ -65,6 +65,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     xx = problem.powers(request.degree)[:, 1:].contiguous()  # columns x, x², x³
     model = linear_model(problem, request)
     initial = coefficients_of(model)
+    report.coefficients = lambda: coefficients_of(model)
 
     if request.optimizer == "sgd":  # replayed or compiled, as nn
         descend_model(model, xx, problem, request, report)

@@ -3,7 +3,7 @@
 import torch
 
 from polyfit.models import FitRequest
-from polyfit.worker.engine.fit import Fit, Problem, Report, initial_normal, polynomial_fit
+from polyfit.worker.engine.fit import Fit, Problem, Report, initial_normal, named, polynomial_fit
 
 
 def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
@@ -11,6 +11,7 @@ def fit(problem: Problem, request: FitRequest, report: Report) -> Fit:
     powers_t = powers.T.contiguous()
     w = initial_normal(request, request.degree + 1, problem.device)
     initial = w.clone()
+    report.coefficients = lambda: named(w.cpu())
 
     for t in range(request.steps):
         residual = torch.addmv(y, powers, w, beta=-1)  # y_pred - y
