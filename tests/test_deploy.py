@@ -35,9 +35,11 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
-    """What Compose makes of ``text``: ``$$`` → ``$``; ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
-    ``${VAR-default}``, ``${VAR:?error}`` (nested defaults too). A variable that is unset and
-    has no default raises KeyError: `docker compose up` would need it set."""
+    """What Compose makes of ``text``, for the only forms these files use: ``$$`` (a dollar),
+    ``$VAR``, ``${VAR}`` and ``${VAR:-default}`` (the default may hold these too); any other
+    form is refused, so that a new one gets checked. A variable unset with no default raises
+    KeyError: `docker compose up` would need it set. Where Docker Compose is installed,
+    ``test_files_read_as_docker_compose_config_reads_them`` holds this to Compose's own."""
     out, i = [], 0
     while (match := VARIABLE.search(text, i)) is not None:
         out.append(text[i:match.start()])
@@ -50,13 +52,12 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             depth += {"{": 1, "}": -1}.get(text[end], 0)
             end += 1
         body = text[match.end():end - 1]
-        name, op, rest = re.match(r"(\w+)(:-|-|:\?|\?)?(.*)", body, re.S).groups()
-        value = env.get(name)
-        if op in (":-", "-") and (value is None or (op == ":-" and value == "")):
-            value = interpolate(rest, env)
-        if value is None or (op == ":?" and value == ""):
-            raise KeyError(f"${{{body}}} has no default")
-        out.append(value)
+        form = re.fullmatch(r"(\w+)(?::-(.*))?", body, re.S)
+        if form is None:
+            raise ValueError(f"${{{body}}}: a form of interpolation these tests do not read")
+        name, default = form.groups()
+        value = env.get(name) or (interpolate(default, env) if default is not None else None)
+        out.append(value if value is not None else required(name, env))
         i = end
     return "".join(out) + text[i:]
 
@@ -96,17 +97,52 @@ def option(args: list[str], name: str) -> str:
 
 # --- compose files ---------------------------------------------------------------------
 
-def test_interpolate_follows_compose() -> None:
-    env = {"SET": "x", "EMPTY": ""}
-    assert interpolate("a$${b}c$$d", env) == "a${b}c$d"
-    assert interpolate("$SET-$$SET", env) == "x-$SET"
-    assert interpolate("${SET}/${EMPTY:-d}/${EMPTY-d}/${UNSET:-${SET}}", env) == "x/d//x"
-    with pytest.raises(KeyError):
-        interpolate("${UNSET}", env)
-    with pytest.raises(KeyError):
-        interpolate("ping -d cpu@$HOSTNAME", env)  # Compose would fill in the host's
-    with pytest.raises(KeyError):
-        interpolate("${EMPTY:?needed}", env)
+COMPOSE = shutil.which("docker") and subprocess.run(
+    ["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+def plausible(name: str) -> str:
+    """A value Compose accepts for ``name`` (it checks ports, addresses, counts)."""
+    for ending, value in (("_PORT", "12345"), ("_ADDRESS", "127.0.0.2"), ("_REPLICAS", "3"),
+                          ("_CONCURRENCY", "5"), ("_DEVICE", "1"), ("_MAXMEMORY", "512mb"),
+                          ("_REDIS_URL", "redis://:pw@elsewhere:6379/1"),
+                          ("INDEX_URL", "https://index.example/simple"),
+                          ("_NETWORK", "host")):
+        if name.endswith(ending):
+            return value
+    return f"set-{name.lower()}"
+
+
+# every variable the files read, set: Compose and these tests must agree with and without
+EVERY_VARIABLE = {name: plausible(name) for name in sorted(set(re.findall(
+    r"\$\{(\w+)", "".join(path.read_text() for path in COMPOSE_FILES))))}
+
+
+@pytest.mark.skipif(not COMPOSE, reason="needs Docker Compose (docker compose config)")
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("env", [{}, EVERY_VARIABLE], ids=["defaults", "every-variable-set"])
+def test_files_read_as_docker_compose_config_reads_them(path: Path, env: dict[str, str]) -> None:
+    """Each service's command, entrypoint, environment and healthcheck as these tests read
+    them are what Compose itself makes of the file (`docker compose config`; an override
+    file on top of docker-compose.yml)."""
+    files = [path] if "image" in str(load(path)) else [ROOT / "docker-compose.yml", path]
+    config = subprocess.run(
+        ["docker", "compose", "--project-directory", str(ROOT),
+         *[argument for file in files for argument in ("-f", str(file))],
+         "--profile", "monitor", "--profile", "client", "config", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env})
+    # its output is a compose file again: each dollar written $$
+    theirs = resolved(json.loads(config.stdout), {})["services"]
+    for name, service in services(path, env).items():  # an override file: what it sets
+        for field in ("command", "entrypoint"):
+            if field in service:
+                assert [str(a) for a in service[field]] == theirs[name][field], name
+        environment = {k: str(v) for k, v in (service.get("environment") or {}).items()
+                       if v is not None}  # a bare name passes the host's value, when set
+        assert environment.items() <= theirs[name].get("environment", {}).items(), name
+        if "healthcheck" in service:
+            assert service["healthcheck"]["test"] == theirs[name]["healthcheck"]["test"], name
 
 
 @pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
