@@ -40,6 +40,7 @@ test: $(BIN)/.installed
 	scripts/install-test-tools
 	$(BIN)/ruff check .
 	$(ESLINT) api/static
+	scripts/typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The images' pinned packages with their hashes (deploy/lock/); pins that still satisfy
@@ -65,4 +66,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/records.py --sizes 10000 100000
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

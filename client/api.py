@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
@@ -102,7 +102,7 @@ class PolyfitClient:
                        lambda job_id: self.store.delete([job_id]))
         return job_id
 
-    def _send(self, task: str, task_id: str, queue: str, undo: Callable[[str], None]) -> None:
+    def _send(self, task: str, task_id: str, queue: str, undo: Callable[[str], object]) -> None:
         """Send the message for a recorded job or sweep (its id, the task id, is all it
         carries: polyfit.models.messages); should that fail, ``undo`` the record so that
         nothing waits for a message never sent."""
@@ -228,7 +228,7 @@ class PolyfitClient:
         except NoSuchJob:
             raise self._not_found(job_id) from None
 
-    def delete(self, job_ids: list[str]) -> dict[str, str]:
+    def delete(self, job_ids: Sequence[str]) -> dict[str, str]:
         """Delete jobs, whatever their state; a running one stops at its worker's next lease
         renewal. Returns the state each had, 'missing' for an unknown id."""
         with self._reaching_redis():

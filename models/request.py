@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import (
@@ -15,14 +15,13 @@ from pydantic import (
     model_validator,
 )
 
-from polyfit.models.curves import TARGETS
+from polyfit.models.curves import TARGETS, Target
 from polyfit.models.settings import current_settings
 
 Approach = Literal[
     "numpy", "tensor", "autograd", "legendre", "nn", "optim", "module", "dynamic", "exact"
 ]
-APPROACHES: tuple[str, ...] = Approach.__args__
-Target = Literal[tuple(TARGETS)]  # the allowlist in curves.py: adding a target adds it here
+APPROACHES: tuple[str, ...] = get_args(Approach)
 Optimizer = Literal["sgd", "rmsprop", "adam"]
 Device = Literal["cpu", "cuda", "auto"]
 Dtype = Literal["float32", "float64"]
@@ -38,7 +37,7 @@ LEARNING_RATE = {"legendre": 5e-6, "dynamic": 1e-8}
 # RMSprop and Adam step by about the learning rate itself, SGD by it times the gradient (~1e3
 # here): the tutorial's RMSprop takes 1e-3; Adam reaches the optimum from every start at 1e-2
 OPTIMIZER_LEARNING_RATE = {"rmsprop": 1e-3, "adam": 1e-2}
-OPTIMIZER = {"optim": "rmsprop", "module": "sgd", "dynamic": "sgd"}
+OPTIMIZER: dict[str, Optimizer] = {"optim": "rmsprop", "module": "sgd", "dynamic": "sgd"}
 RECORD_EVERY = {"dynamic": 2000}
 
 
@@ -139,7 +138,8 @@ class FitRequest(BaseModel):
             raise ValueError(f"device: {name} runs on NumPy and cannot use cuda")
         if self.momentum is not None and name != "dynamic":
             raise ValueError("momentum: only dynamic uses momentum")
-        self.dtype = self.dtype or ("float64" if name in NUMPY_APPROACHES else "float32")
+        wide: Dtype = "float64" if name in NUMPY_APPROACHES else "float32"
+        self.dtype = self.dtype or wide
         self._check_dtype_holds_the_values()
         if name == "exact":
             for field in ("steps", "learning_rate", "record_every"):
@@ -151,7 +151,7 @@ class FitRequest(BaseModel):
             raise ValueError(f"steps {self.steps} exceeds the limit {settings.max_steps}")
         self.optimizer = self.optimizer or OPTIMIZER.get(name, "sgd")
         self.learning_rate = (self.learning_rate or LEARNING_RATE.get(name)
-                              or OPTIMIZER_LEARNING_RATE.get(self.optimizer, 1e-6))
+                              or OPTIMIZER_LEARNING_RATE.get(self.optimizer or "sgd", 1e-6))
         if name == "dynamic" and self.momentum is None:
             self.momentum = 0.9
         self.record_every = self.record_every or RECORD_EVERY.get(name, 100)

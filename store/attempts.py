@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from redis import Redis, RedisError
@@ -111,7 +112,7 @@ class JobAttempts(StoreAttributes):
         pipe.execute()
 
     def fail(self, job_id: str, token: str, error: JobError,
-             history: list[tuple[int, float]] = (), cancelled: bool = False) -> bool:
+             history: Sequence[tuple[int, float]] = (), cancelled: bool = False) -> bool:
         state = JobState.CANCELLED if cancelled else JobState.FAILED
         return self.end(job_id, token, state, error=error.model_dump_json(),
                          partial_history=json.dumps(list(history)))

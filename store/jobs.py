@@ -10,6 +10,8 @@ The keys are described in ``keys.py``; the state changes are the scripts in ``lu
 
 from __future__ import annotations
 
+from typing import Self
+
 import redis
 
 from polyfit.models.settings import Settings
@@ -30,13 +32,9 @@ class JobStore(JobRecords, JobAttempts):
         self._lapsed_since: dict[str, float] = {}  # job id → when ``reap`` saw its lease lapsed
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> JobStore:
+    def from_url(cls, url: str, settings: Settings | None = None) -> Self:
         client = redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
         )
         return cls(client, settings)
-
-    @property
-    def ttl(self) -> int:
-        return self.settings.result_ttl or 0
 

@@ -56,7 +56,11 @@ class StoreAttributes:
     redis: Redis
     settings: Settings
     scripts: dict[str, Script]
-    ttl: int
+
+    @property
+    def ttl(self) -> int:
+        """Seconds a finished record is kept (POLYFIT_RESULT_TTL; 0 keeps it)."""
+        return self.settings.result_ttl or 0
 
 
 class JobRecords(StoreAttributes):

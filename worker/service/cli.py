@@ -69,7 +69,11 @@ def _serve_metrics(port: int, host: str) -> None:
     write its values to a directory that this process adds up (worker/service/metrics.py)."""
     directory = tempfile.mkdtemp(prefix="polyfit-metrics-")
     owner = os.getpid()
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(directory, True))
+    def remove() -> None:  # in the process that made it, not in its forks
+        if os.getpid() == owner:
+            shutil.rmtree(directory, True)
+
+    atexit.register(remove)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
     from polyfit.worker.service.metrics import serve

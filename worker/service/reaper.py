@@ -44,7 +44,8 @@ class Reaper(bootsteps.StartStopStep):
     def run(self) -> None:
         settings = current_settings()
         store = JobStore.from_url(settings.redis_url, settings)
-        chores = [(max(settings.lease_seconds / 3, 0.5),
+        chores: list[tuple[float, Callable[[JobStore], object]]] = [
+                  (max(settings.lease_seconds / 3, 0.5),
                    lambda store: requeue_lapsed(store, self.app, settings.lease_seconds)),
                   (settings.orphan_seconds / 4,
                    lambda store: resend_orphans(store, self.app, settings.orphan_seconds)),
