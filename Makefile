@@ -1,6 +1,6 @@
 # polyfit: `make run` runs a Legendre fit through an embedded Redis and a worker;
 # `make test` runs the tests, after installing the Debian packages they drive (chromium,
-# chromium-driver, prometheus: scripts/install-test-tools). Both set up .venv first (torch
+# chromium-driver, prometheus, eslint: scripts/install-test-tools). Both set up .venv first (torch
 # before the project; from TORCH_INDEX when set, e.g. https://download.pytorch.org/whl/cpu
 # for the CPU-only build).
 PYTHON ?= python3
