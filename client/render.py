@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from polyfit.models import JobRecord, JobState
+from polyfit.models.job import thinned
 from polyfit.models.statistics import FitStatistics
 
 HISTORY_ROWS = 20  # longer loss histories are shown thinned; --csv writes them whole
@@ -108,15 +109,12 @@ def show_history(history: list[tuple[int, float]], console: Console) -> None:
     """The recorded losses; at most HISTORY_ROWS of them, evenly spread, always the last."""
     if not history:
         return
-    every = -(-len(history) // HISTORY_ROWS)
-    shown = history[::every]
-    if shown[-1] != history[-1]:
-        shown.append(history[-1])
+    shown = thinned(history, HISTORY_ROWS)
     table = Table("step", "loss", box=None)
     for step, loss in shown:
         table.add_row(str(step), f"{loss:.6g}")
     console.print(table)
-    if every > 1:
+    if len(shown) < len(history):
         console.print(f"({len(shown)} of {len(history)} recorded steps; "
                       "write them all with `result JOB_ID --csv FILE`)")
 

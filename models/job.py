@@ -61,7 +61,8 @@ class Progress(BaseModel):
 
 def thinned(history: list[tuple[int, float]], most: int = PROGRESS_HISTORY
             ) -> list[tuple[int, float]]:
-    """Every k-th point of ``history`` and its last, at most ``most`` in all."""
+    """Every k-th point of ``history`` and its last, at most ``most`` in all (a running
+    job's progress; the CLI's history table)."""
     if len(history) <= most:
         return list(history)
     stride = -(-len(history) // (most - 1))
