@@ -73,6 +73,17 @@ export async function api(path, options = {}) {
 }
 
 export const DONE = Symbol("done");
+export const FINISHED = ["succeeded", "failed", "cancelled"];  // a job's or sweep's last states
+
+// Fills each <select data-choices="field"> under `root` with the values /api/choices gives
+// that field (after any option the page put first); returns the choices.
+export async function fillChoices(root = document) {
+  const choices = await api("/api/choices");
+  for (const select of root.querySelectorAll("select[data-choices]")) {
+    for (const value of choices[select.dataset.choices]) select.add(new Option(value, value));
+  }
+  return choices;
+}
 
 // Keeps a page live: calls refresh() at once, then again every `fastest` ms while what it
 // returns keeps changing, doubling the wait up to `slowest` while it does not (or while the

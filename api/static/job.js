@@ -1,6 +1,6 @@
 // One job: its state, its loss history from step 0 and its curve (as it stands while the job
 // runs, as fitted once it succeeded), its coefficients and where and when it ran.
-import { DONE, api, chart, element, fillRows, poll, start, text } from "./app.js";
+import { DONE, FINISHED, api, chart, element, fillRows, poll, start, text } from "./app.js";
 
 const byId = (id) => document.getElementById(id);
 
@@ -12,7 +12,7 @@ function show(job) {
   chart(byId("loss-chart"), [{ points: job.loss_history.map(([step, loss]) => [step + 1, loss]), kind: "loss" }],
     { logY: true, xLabel: "step", yLabel: "loss" });
   byId("live-note").textContent = job.state === "running" ? ", growing live" : "";
-  byId("cancel").hidden = !["queued", "running"].includes(job.state);
+  byId("cancel").hidden = FINISHED.includes(job.state);
   byId("formula").textContent = job.formula || "";
   const coefficients = job.coefficients || (job.progress && job.progress.coefficients) || {};
   const errors = (job.statistics && job.statistics.standard_errors) || {};
@@ -52,6 +52,6 @@ start(() => {
       await drawCurve(jobId);
       drawnAt = at;
     }
-    return ["succeeded", "failed", "cancelled"].includes(job.state) ? DONE : job;
+    return FINISHED.includes(job.state) ? DONE : job;
   }, { onError: (error) => { if (error) byId("error").textContent = `could not follow the job: ${error.message}`; } });
 });

@@ -1,5 +1,5 @@
 // The job list: newest first, filtered by state and approach, kept live.
-import { api, element, fillRows, link, poll, start, stateCell, text } from "./app.js";
+import { api, element, fillChoices, fillRows, link, poll, start, stateCell, text } from "./app.js";
 
 // Where a job is: its step while it runs; once it ended, how far it got.
 function progress(job) {
@@ -10,11 +10,7 @@ function progress(job) {
 }
 
 start(async () => {
-  const choices = await api("/api/choices");
-  for (const name of ["state", "approach"]) {
-    const select = document.getElementById(name);
-    for (const value of choices[name]) select.add(new Option(value, value));
-  }
+  await fillChoices();
   const updated = document.getElementById("updated");
   async function refresh() {
     const query = new URLSearchParams({ limit: document.getElementById("limit").value });

@@ -1,6 +1,6 @@
 // Submit a fit or a sweep: the form's fields and choices come from the API (/api/choices,
 // /api/approaches), the user's CSV is read by the API (/api/points, the CLI's reader).
-import { api, start } from "./app.js";
+import { api, fillChoices, start } from "./app.js";
 
 const OPTIONAL = ["steps", "learning_rate", "optimizer", "record_every"];  // null for closed-form approaches
 const REPLACED_BY_DATA = ["target", "n_points", "x_min", "x_max"];
@@ -28,14 +28,10 @@ function numbers(spec) {
 }
 
 start(async () => {
-  const [choices, defaults] = await Promise.all([api("/api/choices"), api("/api/approaches")]);
   const form = document.getElementById("submit");
+  const [defaults] = await Promise.all([api("/api/approaches"), fillChoices(form)]);
   const approach = document.getElementById("approach");
   const error = document.getElementById("error");
-  for (const name of choices.approach) approach.add(new Option(name, name));
-  for (const select of form.querySelectorAll("select[data-choices]")) {
-    for (const value of choices[select.dataset.choices]) select.add(new Option(value, value));
-  }
   let points = null;  // the user's data, as /api/points read it
 
   function fill() {

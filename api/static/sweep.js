@@ -1,6 +1,6 @@
 // One sweep: its members best first with their final loss, AIC and BIC, charted against
 // degree when the sweep varies the degree and against learning rate when it varies that.
-import { DONE, api, chart, element, fillRows, link, poll, start, stateCell, text } from "./app.js";
+import { DONE, FINISHED, api, chart, element, fillRows, link, poll, start, stateCell, text } from "./app.js";
 
 const byId = (id) => document.getElementById(id);
 const distinct = (values) => new Set(values).size;
@@ -54,6 +54,6 @@ start(() => {
   poll(async () => {
     const sweep = await api(`/api/sweeps/${encodeURIComponent(sweepId)}`);
     show(sweep);
-    return ["succeeded", "failed", "cancelled"].includes(sweep.state) ? DONE : sweep;
+    return FINISHED.includes(sweep.state) ? DONE : sweep;
   }, { onError: (error) => { byId("error").textContent = error ? error.message : ""; } });
 });
